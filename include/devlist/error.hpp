@@ -40,6 +40,10 @@ enum class errc {
     io_error,              // a file could not be read or written
 };
 
+// Boost's error_category has a protected non-virtual destructor by design; the warning does
+// not apply to a final class that is never deleted through a base pointer.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
 class error_category_impl final : public boost::system::error_category {
   public:
     const char* name() const noexcept override { return "devlist"; }
@@ -67,6 +71,7 @@ class error_category_impl final : public boost::system::error_category {
         return "unknown devlist error";
     }
 };
+#pragma GCC diagnostic pop
 
 inline const boost::system::error_category& error_category() noexcept {
     static const error_category_impl instance;

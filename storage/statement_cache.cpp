@@ -1,0 +1,19 @@
+#include "storage/statement_cache.hpp"
+
+namespace devlist::storage {
+
+result<statement*> statement_cache::acquire(std::string_view sql) {
+    auto found = statements_.find(sql);
+    if (found != statements_.end()) return &found->second;
+    auto prepared = db_->prepare(sql);
+    if (!prepared) return prepared.error();
+    auto [inserted, _] = statements_.emplace(std::string(sql), std::move(*prepared));
+    return &inserted->second;
+}
+
+error statement_cache::missing_row(std::string_view sql) const {
+    return error{errc::storage_corrupt,
+                 "database " + db_->name() + ": no row from '" + std::string(sql) + "'"};
+}
+
+}  // namespace devlist::storage
