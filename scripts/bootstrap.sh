@@ -18,6 +18,12 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# The interop tests run the matrix-rust-sdk crypto machine (WebAssembly) under node; Debian's
+# nodejs is recent enough. A node installed some other way is used as it is.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -1,0 +1,349 @@
+#include "sync/parse_keys.hpp"
+
+#include "sync/matrix_ids.hpp"
+#include "sync/parse_json_detail.hpp"
+
+namespace devlist::sync {
+namespace {
+
+using detail::drop_log;
+using detail::for_each_string;
+using simdjson::error_code;
+using simdjson::SUCCESS;
+
+// Hostile answers could carry thousands of signatures per object; the ones that matter are few.
+constexpr std::size_t max_signatures_per_object = 64;
+constexpr std::size_t max_keys_per_object = 64;
+
+// Structural errors end parsing; a type mismatch inside a signed object only marks it.
+bool is_structural(error_code e) {
+    return e && e != simdjson::INCORRECT_TYPE;
+}
+
+void set_problem(std::optional<std::string>& problem, std::string what) {
+    if (!problem) problem = std::move(what);
+}
+
+error_code read_signatures(od::value v, std::vector<signature_entry>& out,
+                           std::optional<std::string>& problem) {
+    od::object by_signer;
+    if (auto e = v.get_object().get(by_signer)) {
+        set_problem(problem, "signatures is not an object");
+        return is_structural(e) ? e : SUCCESS;
+    }
+    for (auto s : by_signer) {
+        od::field signer_field;
+        if (auto e = std::move(s).get(signer_field)) return e;
+        std::string_view signer;
+        if (auto e = signer_field.unescaped_key().get(signer)) return e;
+        od::object by_key;
+        if (signer_field.value().get_object().get(by_key)) {
+            set_problem(problem, "signatures entry is not an object");
+            continue;
+        }
+        for (auto k : by_key) {
+            od::field key_field;
+            if (auto e = std::move(k).get(key_field)) return e;
+            std::string_view key_id;
+            if (auto e = key_field.unescaped_key().get(key_id)) return e;
+            std::string_view sig;
+            if (key_field.value().get_string().get(sig)) {
+                set_problem(problem, "a signature is not a string");
+                continue;
+            }
+            if (out.size() >= max_signatures_per_object) {
+                set_problem(problem, "too many signatures");
+                continue;
+            }
+            out.push_back({std::string(signer), std::string(key_id), std::string(sig)});
+        }
+    }
+    return SUCCESS;
+}
+
+// Calls on_key(key_id, value) for each string entry of a "keys" object.
+template <class OnKey>
+error_code read_keys(od::value v, std::optional<std::string>& problem, OnKey on_key) {
+    od::object keys;
+    if (auto e = v.get_object().get(keys)) {
+        set_problem(problem, "keys is not an object");
+        return is_structural(e) ? e : SUCCESS;
+    }
+    std::size_t n = 0;
+    for (auto k : keys) {
+        od::field field;
+        if (auto e = std::move(k).get(field)) return e;
+        std::string_view key_id;
+        if (auto e = field.unescaped_key().get(key_id)) return e;
+        std::string_view value;
+        if (field.value().get_string().get(value)) {
+            set_problem(problem, "a key is not a string");
+            continue;
+        }
+        if (++n > max_keys_per_object) {
+            set_problem(problem, "too many keys");
+            continue;
+        }
+        on_key(key_id, value);
+    }
+    return SUCCESS;
+}
+
+// Keeps the raw bytes of a signed object, then rewinds it so its fields can be read.
+error_code take_raw(od::object& obj, std::string& raw) {
+    std::string_view view;
+    if (auto e = obj.raw_json().get(view)) return e;
+    raw = detail::trim_json(view);
+    bool ignored = false;
+    return obj.reset().get(ignored);
+}
+
+error_code read_device(std::string_view user_id, std::string_view device_id, od::value v,
+                       keys_query_response& out) {
+    queried_device dev;
+    dev.user_id = user_id;
+    dev.device_id = device_id;
+    od::object obj;
+    if (auto e = v.get_object().get(obj)) {
+        if (is_structural(e)) return e;
+        dev.problem = "device keys are not an object";
+        out.devices.push_back(std::move(dev));
+        return SUCCESS;
+    }
+    if (auto e = take_raw(obj, dev.raw_json)) return e;
+    const std::string ed_id = "ed25519:" + dev.device_id;
+    const std::string curve_id = "curve25519:" + dev.device_id;
+    for (auto f : obj) {
+        od::field field;
+        if (auto e = std::move(f).get(field)) return e;
+        std::string_view key;
+        if (auto e = field.unescaped_key().get(key)) return e;
+        std::string_view s;
+        error_code e = SUCCESS;
+        if (key == "user_id") {
+            if (field.value().get_string().get(s)) set_problem(dev.problem, "user_id not a string");
+            dev.claimed_user_id = s;
+        } else if (key == "device_id") {
+            if (field.value().get_string().get(s)) {
+                set_problem(dev.problem, "device_id not a string");
+            }
+            dev.claimed_device_id = s;
+        } else if (key == "algorithms") {
+            e = for_each_string(
+                field.value(), [&](std::string_view a) { dev.algorithms.emplace_back(a); },
+                [&] { set_problem(dev.problem, "algorithms has a non-string"); });
+            if (e == simdjson::INCORRECT_TYPE) {
+                set_problem(dev.problem, "algorithms is not an array");
+                e = SUCCESS;
+            }
+        } else if (key == "keys") {
+            e = read_keys(field.value(), dev.problem, [&](std::string_view id, std::string_view k) {
+                if (id == ed_id) dev.ed25519 = k;
+                if (id == curve_id) dev.curve25519 = k;
+            });
+        } else if (key == "signatures") {
+            e = read_signatures(field.value(), dev.signatures, dev.problem);
+        } else if (key == "unsigned") {
+            od::object uns;
+            if (field.value().get_object().get(uns)) continue;
+            for (auto u : uns) {
+                od::field uf;
+                if (auto ue = std::move(u).get(uf)) return ue;
+                std::string_view uk;
+                if (auto ue = uf.unescaped_key().get(uk)) return ue;
+                if (uk == "device_display_name" && !uf.value().get_string().get(s)) {
+                    dev.display_name = std::string(s);
+                }
+            }
+        }
+        if (e) return e;
+    }
+    out.devices.push_back(std::move(dev));
+    return SUCCESS;
+}
+
+error_code read_device_keys(od::value v, keys_query_response& out, drop_log& drops) {
+    od::object users;
+    if (auto e = v.get_object().get(users)) return is_structural(e) ? e : SUCCESS;
+    for (auto u : users) {
+        od::field user_field;
+        if (auto e = std::move(u).get(user_field)) return e;
+        std::string_view user_id;
+        if (auto e = user_field.unescaped_key().get(user_id)) return e;
+        od::object devices;
+        if (!is_valid_user_id(user_id) || user_field.value().get_object().get(devices)) {
+            drops.add("device_keys: invalid user entry");
+            continue;
+        }
+        out.users.emplace_back(user_id);
+        for (auto d : devices) {
+            od::field device_field;
+            if (auto e = std::move(d).get(device_field)) return e;
+            std::string_view device_id;
+            if (auto e = device_field.unescaped_key().get(device_id)) return e;
+            if (!is_valid_device_id(device_id)) {
+                drops.add("device_keys: invalid device ID for " + std::string(user_id));
+                continue;
+            }
+            if (auto e = read_device(user_id, device_id, device_field.value(), out)) return e;
+        }
+    }
+    return SUCCESS;
+}
+
+error_code read_cross_signing_key(std::string_view user_id, od::value v,
+                                  std::vector<queried_cross_signing_key>& out) {
+    queried_cross_signing_key key;
+    key.user_id = user_id;
+    od::object obj;
+    if (auto e = v.get_object().get(obj)) {
+        if (is_structural(e)) return e;
+        key.problem = "cross-signing key is not an object";
+        out.push_back(std::move(key));
+        return SUCCESS;
+    }
+    if (auto e = take_raw(obj, key.raw_json)) return e;
+    for (auto f : obj) {
+        od::field field;
+        if (auto e = std::move(f).get(field)) return e;
+        std::string_view name;
+        if (auto e = field.unescaped_key().get(name)) return e;
+        error_code e = SUCCESS;
+        if (name == "user_id") {
+            std::string_view s;
+            if (field.value().get_string().get(s)) set_problem(key.problem, "user_id not a string");
+            key.claimed_user_id = s;
+        } else if (name == "usage") {
+            e = for_each_string(
+                field.value(), [&](std::string_view s) { key.usage.emplace_back(s); },
+                [&] { set_problem(key.problem, "usage has a non-string"); });
+            if (e == simdjson::INCORRECT_TYPE) {
+                set_problem(key.problem, "usage is not an array");
+                e = SUCCESS;
+            }
+        } else if (name == "keys") {
+            e = read_keys(field.value(), key.problem, [&](std::string_view id, std::string_view k) {
+                key.keys.emplace_back(id, k);
+            });
+        } else if (name == "signatures") {
+            e = read_signatures(field.value(), key.signatures, key.problem);
+        }
+        if (e) return e;
+    }
+    out.push_back(std::move(key));
+    return SUCCESS;
+}
+
+error_code read_cross_signing_keys(od::value v, std::vector<queried_cross_signing_key>& out,
+                                   drop_log& drops, std::string_view what) {
+    od::object users;
+    if (auto e = v.get_object().get(users)) return is_structural(e) ? e : SUCCESS;
+    for (auto u : users) {
+        od::field field;
+        if (auto e = std::move(u).get(field)) return e;
+        std::string_view user_id;
+        if (auto e = field.unescaped_key().get(user_id)) return e;
+        if (!is_valid_user_id(user_id)) {
+            drops.add(std::string(what) + ": invalid user ID");
+            continue;
+        }
+        if (auto e = read_cross_signing_key(user_id, field.value(), out)) return e;
+    }
+    return SUCCESS;
+}
+
+error_code read_failures(od::value v, keys_query_response& out, drop_log& drops) {
+    od::object servers;
+    if (auto e = v.get_object().get(servers)) return is_structural(e) ? e : SUCCESS;
+    for (auto s : servers) {
+        od::field field;
+        if (auto e = std::move(s).get(field)) return e;
+        std::string_view server;
+        if (auto e = field.unescaped_key().get(server)) return e;
+        if (!is_valid_server_name(server)) {
+            drops.add("failures: invalid server name");
+            continue;
+        }
+        // The spec leaves the failure object's content open; keep it for the log when it is
+        // an object, but the server name is what matters.
+        std::string content = "{}";
+        od::object failure;
+        std::string_view raw;
+        if (!field.value().get_object().get(failure) && !failure.raw_json().get(raw)) {
+            content = detail::trim_json(raw);
+        }
+        out.failures.insert_or_assign(std::string(server), std::move(content));
+    }
+    return SUCCESS;
+}
+
+}  // namespace
+
+result<keys_query_response> parse_keys_query_response(parse_context& ctx, const std::string& body) {
+    auto& impl = ctx.get();
+    auto doc = detail::iterate(impl.parser, impl.copy, body.data(), body.size(), body.capacity(),
+                               "/keys/query response");
+    if (!doc) return doc.error();
+    od::object root;
+    if (auto e = doc->get_object().get(root)) return detail::json_error(e, "/keys/query response");
+
+    keys_query_response out;
+    drop_log drops{out.dropped, out.drop_reasons};
+    for (auto f : root) {
+        od::field field;
+        if (auto e = std::move(f).get(field)) return detail::json_error(e, "/keys/query response");
+        std::string_view key;
+        if (auto e = field.unescaped_key().get(key)) return detail::json_error(e, "/keys/query");
+        error_code e = SUCCESS;
+        if (key == "device_keys") {
+            e = read_device_keys(field.value(), out, drops);
+        } else if (key == "failures") {
+            e = read_failures(field.value(), out, drops);
+        } else if (key == "master_keys") {
+            e = read_cross_signing_keys(field.value(), out.master_keys, drops, key);
+        } else if (key == "self_signing_keys") {
+            e = read_cross_signing_keys(field.value(), out.self_signing_keys, drops, key);
+        } else if (key == "user_signing_keys") {
+            e = read_cross_signing_keys(field.value(), out.user_signing_keys, drops, key);
+        }
+        if (e) return detail::json_error(e, "/keys/query " + std::string(key));
+    }
+    if (detail::has_trailing_content(*doc))
+        return detail::json_error(simdjson::TRAILING_CONTENT, "/keys/query");
+    return out;
+}
+
+result<keys_changes_response> parse_keys_changes_response(parse_context& ctx,
+                                                          const std::string& body) {
+    auto& impl = ctx.get();
+    auto doc = detail::iterate(impl.parser, impl.copy, body.data(), body.size(), body.capacity(),
+                               "/keys/changes response");
+    if (!doc) return doc.error();
+    od::object root;
+    if (auto e = doc->get_object().get(root)) {
+        return detail::json_error(e, "/keys/changes response");
+    }
+    keys_changes_response out;
+    for (auto f : root) {
+        od::field field;
+        if (auto e = std::move(f).get(field)) return detail::json_error(e, "/keys/changes");
+        std::string_view key;
+        if (auto e = field.unescaped_key().get(key)) return detail::json_error(e, "/keys/changes");
+        std::vector<std::string>* list = key == "changed" ? &out.changed
+                                         : key == "left"  ? &out.left
+                                                          : nullptr;
+        if (!list) continue;
+        auto e = for_each_string(
+            field.value(),
+            [&](std::string_view s) {
+                if (is_valid_user_id(s)) list->emplace_back(s);
+            },
+            [] {});
+        if (is_structural(e)) return detail::json_error(e, "/keys/changes");
+    }
+    if (detail::has_trailing_content(*doc))
+        return detail::json_error(simdjson::TRAILING_CONTENT, "/keys/changes");
+    return out;
+}
+
+}  // namespace devlist::sync

@@ -1,0 +1,335 @@
+#include "sync/parse_sync.hpp"
+
+#include "sync/matrix_ids.hpp"
+#include "sync/parse_json_detail.hpp"
+
+namespace devlist::sync {
+namespace {
+
+using detail::drop_log;
+using detail::for_each_string;
+using simdjson::error_code;
+using simdjson::SUCCESS;
+
+std::optional<membership> membership_from(std::string_view s) {
+    if (s == "join") return membership::join;
+    if (s == "invite") return membership::invite;
+    if (s == "leave") return membership::leave;
+    if (s == "ban") return membership::ban;
+    if (s == "knock") return membership::knock;
+    return std::nullopt;
+}
+
+// The parts of a state event that matter here. Fields may come in any order, so the event is
+// read in one pass and interpreted afterwards.
+struct state_event_view {
+    std::string_view type;
+    std::optional<std::string_view> state_key;
+    std::string_view membership;
+    std::string_view algorithm;
+};
+
+error_code read_content(od::value v, state_event_view& ev) {
+    od::object content;
+    if (v.get_object().get(content)) return SUCCESS;  // not an object: nothing usable
+    for (auto f : content) {
+        od::field field;
+        if (auto e = std::move(f).get(field)) return e;
+        std::string_view key;
+        if (auto e = field.unescaped_key().get(key)) return e;
+        if (key == "membership") {
+            detail::get_string(field.value(), ev.membership);
+        } else if (key == "algorithm") {
+            detail::get_string(field.value(), ev.algorithm);
+        }
+    }
+    return SUCCESS;
+}
+
+// Applies one state event (from state, timeline or invite_state) to the room delta.
+error_code read_state_event(od::value v, room_delta& room, drop_log& drops) {
+    od::object obj;
+    if (v.get_object().get(obj)) {
+        drops.add("event in " + room.room_id + " is not an object");
+        return SUCCESS;
+    }
+    state_event_view ev;
+    for (auto f : obj) {
+        od::field field;
+        if (auto e = std::move(f).get(field)) return e;
+        std::string_view key;
+        if (auto e = field.unescaped_key().get(key)) return e;
+        if (key == "type") {
+            detail::get_string(field.value(), ev.type);
+        } else if (key == "state_key") {
+            std::string_view sk;
+            if (detail::get_string(field.value(), sk)) ev.state_key = sk;
+        } else if (key == "content") {
+            if (auto e = read_content(field.value(), ev)) return e;
+        }
+    }
+    if (!ev.state_key) return SUCCESS;  // a message, not state
+    if (ev.type == "m.room.member") {
+        auto m = membership_from(ev.membership);
+        if (!m || !is_valid_user_id(*ev.state_key)) {
+            drops.add("bad m.room.member event in " + room.room_id);
+            return SUCCESS;
+        }
+        room.members.push_back({std::string(*ev.state_key), *m});
+    } else if (ev.type == "m.room.encryption" && ev.state_key->empty()) {
+        if (ev.algorithm.empty()) {
+            drops.add("m.room.encryption without algorithm in " + room.room_id);
+            return SUCCESS;
+        }
+        room.encryption_algorithm = std::string(ev.algorithm);
+    }
+    return SUCCESS;
+}
+
+// Reads {"events": [...]} (state, timeline, invite_state).
+error_code read_event_list(od::value v, room_delta& room, drop_log& drops) {
+    od::object obj;
+    if (v.get_object().get(obj)) return SUCCESS;
+    for (auto f : obj) {
+        od::field field;
+        if (auto e = std::move(f).get(field)) return e;
+        std::string_view key;
+        if (auto e = field.unescaped_key().get(key)) return e;
+        if (key != "events") continue;
+        od::array events;
+        if (field.value().get_array().get(events)) continue;
+        for (auto item : events) {
+            od::value ev;
+            if (auto e = std::move(item).get(ev)) return e;
+            if (auto e = read_state_event(ev, room, drops)) return e;
+        }
+    }
+    return SUCCESS;
+}
+
+error_code read_room(std::string_view room_id, od::value v, room_section section,
+                     std::vector<room_delta>& rooms, drop_log& drops) {
+    od::object obj;
+    if (!is_valid_room_id(room_id) || v.get_object().get(obj)) {
+        drops.add("invalid room entry");
+        return SUCCESS;
+    }
+    room_delta room;
+    room.room_id = std::string(room_id);
+    room.section = section;
+    for (auto f : obj) {
+        od::field field;
+        if (auto e = std::move(f).get(field)) return e;
+        std::string_view key;
+        if (auto e = field.unescaped_key().get(key)) return e;
+        // "state" comes before "timeline" in time; both are read in arrival order and the
+        // consumer lets later member entries win, so a field order that puts timeline first
+        // could misorder them. Synapse and the spec's examples order state first.
+        if (key == "state" || key == "timeline" || key == "invite_state") {
+            if (auto e = read_event_list(field.value(), room, drops)) return e;
+        }
+    }
+    rooms.push_back(std::move(room));
+    return SUCCESS;
+}
+
+error_code read_rooms(od::value v, std::vector<room_delta>& rooms, drop_log& drops) {
+    od::object obj;
+    if (v.get_object().get(obj)) return SUCCESS;
+    for (auto f : obj) {
+        od::field field;
+        if (auto e = std::move(f).get(field)) return e;
+        std::string_view key;
+        if (auto e = field.unescaped_key().get(key)) return e;
+        room_section section;
+        if (key == "join") {
+            section = room_section::join;
+        } else if (key == "invite") {
+            section = room_section::invite;
+        } else if (key == "leave") {
+            section = room_section::leave;
+        } else {
+            continue;  // knock and future sections do not affect tracking
+        }
+        od::object by_id;
+        if (field.value().get_object().get(by_id)) continue;
+        for (auto r : by_id) {
+            od::field room_field;
+            if (auto e = std::move(r).get(room_field)) return e;
+            std::string_view room_id;
+            if (auto e = room_field.unescaped_key().get(room_id)) return e;
+            if (auto e = read_room(room_id, room_field.value(), section, rooms, drops)) return e;
+        }
+    }
+    return SUCCESS;
+}
+
+error_code read_user_list(od::value v, std::vector<std::string>& out, drop_log& drops,
+                          std::string_view what) {
+    return for_each_string(
+        v,
+        [&](std::string_view s) {
+            if (is_valid_user_id(s)) {
+                out.emplace_back(s);
+            } else {
+                drops.add(std::string(what) + ": invalid user ID");
+            }
+        },
+        [&] { drops.add(std::string(what) + ": non-string entry"); });
+}
+
+error_code read_device_lists(od::value v, sync_response& out, drop_log& drops) {
+    od::object obj;
+    if (v.get_object().get(obj)) return SUCCESS;
+    for (auto f : obj) {
+        od::field field;
+        if (auto e = std::move(f).get(field)) return e;
+        std::string_view key;
+        if (auto e = field.unescaped_key().get(key)) return e;
+        error_code e = SUCCESS;
+        if (key == "changed") {
+            e = read_user_list(field.value(), out.device_lists_changed, drops,
+                               "device_lists.changed");
+        } else if (key == "left") {
+            e = read_user_list(field.value(), out.device_lists_left, drops, "device_lists.left");
+        }
+        if (e && e != simdjson::INCORRECT_TYPE) return e;
+    }
+    return SUCCESS;
+}
+
+error_code read_key_counts(od::value v, sync_response& out, drop_log& drops) {
+    od::object obj;
+    if (v.get_object().get(obj)) {
+        drops.add("device_one_time_keys_count is not an object");
+        return SUCCESS;
+    }
+    auto& counts = out.one_time_key_counts.emplace();
+    for (auto f : obj) {
+        od::field field;
+        if (auto e = std::move(f).get(field)) return e;
+        std::string_view algorithm;
+        if (auto e = field.unescaped_key().get(algorithm)) return e;
+        std::int64_t n = 0;
+        if (field.value().get_int64().get(n) || n < 0) {
+            drops.add("device_one_time_keys_count: bad count");
+            continue;
+        }
+        counts.insert_or_assign(std::string(algorithm), n);
+    }
+    return SUCCESS;
+}
+
+error_code read_fallback_types(od::value v, std::vector<std::string>& out, drop_log& drops) {
+    error_code e = for_each_string(
+        v, [&](std::string_view s) { out.emplace_back(s); },
+        [&] { drops.add("device_unused_fallback_key_types: non-string entry"); });
+    if (e == simdjson::INCORRECT_TYPE) {
+        drops.add("device_unused_fallback_key_types is not an array");
+        return SUCCESS;
+    }
+    return e;
+}
+
+error_code read_to_device(od::value v, sync_response& out, drop_log& drops) {
+    od::object obj;
+    if (v.get_object().get(obj)) return SUCCESS;
+    for (auto f : obj) {
+        od::field field;
+        if (auto e = std::move(f).get(field)) return e;
+        std::string_view key;
+        if (auto e = field.unescaped_key().get(key)) return e;
+        if (key != "events") continue;
+        od::array events;
+        if (field.value().get_array().get(events)) continue;
+        for (auto item : events) {
+            od::object ev;
+            if (auto e = std::move(item).get_object().get(ev)) {
+                if (e != simdjson::INCORRECT_TYPE) return e;
+                drops.add("to_device event is not an object");
+                continue;
+            }
+            to_device_event event;
+            bool has_content = false;
+            for (auto ef : ev) {
+                od::field evf;
+                if (auto e = std::move(ef).get(evf)) return e;
+                std::string_view k;
+                if (auto e = evf.unescaped_key().get(k)) return e;
+                std::string_view s;
+                if (k == "type") {
+                    if (!evf.value().get_string().get(s)) event.type = s;
+                } else if (k == "sender") {
+                    if (!evf.value().get_string().get(s)) event.sender = s;
+                } else if (k == "content") {
+                    od::object content;
+                    if (!evf.value().get_object().get(content) && !content.raw_json().get(s)) {
+                        event.content_json = detail::trim_json(s);
+                        has_content = true;
+                    }
+                }
+            }
+            if (event.type.empty() || !is_valid_user_id(event.sender) || !has_content) {
+                drops.add("to_device event without type, sender or content");
+                continue;
+            }
+            out.to_device.push_back(std::move(event));
+        }
+    }
+    return SUCCESS;
+}
+
+}  // namespace
+
+result<sync_response> parse_sync_response(parse_context& ctx, const std::string& body) {
+    auto& impl = ctx.get();
+    auto doc = detail::iterate(impl.parser, impl.copy, body.data(), body.size(), body.capacity(),
+                               "/sync response");
+    if (!doc) return doc.error();
+    od::object root;
+    if (auto e = doc->get_object().get(root)) return detail::json_error(e, "/sync response");
+
+    sync_response out;
+    drop_log drops{out.dropped, out.drop_reasons};
+    std::optional<std::vector<std::string>> stable_fallback, unstable_fallback;
+    for (auto f : root) {
+        od::field field;
+        if (auto e = std::move(f).get(field)) return detail::json_error(e, "/sync response");
+        std::string_view key;
+        if (auto e = field.unescaped_key().get(key)) return detail::json_error(e, "/sync key");
+        error_code e = SUCCESS;
+        if (key == "next_batch") {
+            std::string_view s;
+            if (auto te = field.value().get_string().get(s)) {
+                return detail::json_error(te, "/sync next_batch");
+            }
+            out.next_batch = s;
+        } else if (key == "rooms") {
+            e = read_rooms(field.value(), out.rooms, drops);
+        } else if (key == "device_lists") {
+            e = read_device_lists(field.value(), out, drops);
+        } else if (key == "device_one_time_keys_count") {
+            e = read_key_counts(field.value(), out, drops);
+        } else if (key == "device_unused_fallback_key_types") {
+            e = read_fallback_types(field.value(), stable_fallback.emplace(), drops);
+        } else if (key == "org.matrix.msc2732.device_unused_fallback_key_types") {
+            e = read_fallback_types(field.value(), unstable_fallback.emplace(), drops);
+        } else if (key == "to_device") {
+            e = read_to_device(field.value(), out, drops);
+        }
+        if (e) return detail::json_error(e, std::string("/sync ") + std::string(key));
+    }
+    if (detail::has_trailing_content(*doc))
+        return detail::json_error(simdjson::TRAILING_CONTENT, "/sync response");
+    if (out.next_batch.empty()) {
+        return error{errc::json_type, "/sync response has no next_batch"};
+    }
+    if (stable_fallback) {
+        out.unused_fallback_key_types = std::move(stable_fallback);
+    } else if (unstable_fallback) {
+        out.unused_fallback_key_types = std::move(unstable_fallback);
+    }
+    return out;
+}
+
+}  // namespace devlist::sync

@@ -1,0 +1,630 @@
+#include "sync/sync_engine.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/multiple_exceptions.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <random>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "crypto/json_value.hpp"
+#include "sync/device_list_tracker.hpp"
+#include "sync/key_verifier.hpp"
+#include "sync/matrix_api.hpp"
+#include "sync/matrix_ids.hpp"
+#include "sync/parse_context.hpp"
+#include "sync/wakeup.hpp"
+
+namespace devlist::sync {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+namespace {
+
+// What devlistd needs from /sync: member and encryption state of rooms, nothing else. Members
+// are never lazy-loaded, so the tracker's room model is complete.
+constexpr std::string_view sync_filter =
+    R"({"account_data":{"types":[]},"presence":{"types":[]},)"
+    R"("room":{"account_data":{"types":[]},"ephemeral":{"types":[]},)"
+    R"("state":{"lazy_load_members":false,"types":["m.room.member","m.room.encryption"]},)"
+    R"("timeline":{"limit":50,"types":["m.room.member","m.room.encryption"]}}})";
+
+std::int64_t system_now_ms() {
+    return std::chrono::duration_cast<milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string to_device_payload(const to_device_event& e) {
+    json::value head = json::object{{"type", e.type}, {"sender", e.sender}};
+    std::string payload = json::to_canonical(head);
+    // The content is spliced as received: it may hold what our canonical writer refuses
+    // (floats), and consumers want it verbatim.
+    payload.pop_back();
+    payload += ",\"content\":";
+    payload += e.content_json;
+    payload += '}';
+    return payload;
+}
+
+}  // namespace
+
+class sync_engine::impl {
+  public:
+    impl(asio::any_io_executor executor, storage::store& store, http_client& http,
+         engine_options options, log_function log)
+        : executor_(std::move(executor)),
+          store_(store),
+          options_(std::move(options)),
+          log_(std::move(log)),
+          api_(http, parser_),
+          tracker_(options_.user_id),
+          random_(std::random_device{}()) {
+        if (!options_.clock) options_.clock = system_now_ms;
+        status_.user_id = options_.user_id;
+    }
+
+    asio::awaitable<result<void>> run();
+    engine_status status() const {
+        engine_status s = status_;
+        s.tracked = tracker_.tracked_count();
+        s.outdated = tracker_.outdated_count();
+        s.users_in_flight = tracker_.in_flight_count();
+        return s;
+    }
+    result<void> commit_local(const std::function<void(storage::sync_batch&)>& change);
+    device_list_tracker& tracker() { return tracker_; }
+
+  private:
+    asio::awaitable<result<void>> start();
+    asio::awaitable<result<void>> login();
+    asio::awaitable<result<void>> sync_loop();
+    asio::awaitable<void> query_worker();
+    asio::awaitable<void> query_workers(std::size_t n);
+    asio::awaitable<void> catch_up(std::string old_token, std::string new_token);
+    result<void> apply_sync(const sync_response& response, bool initial);
+    result<void> restore();
+    asio::awaitable<void> sleep(milliseconds d);
+    bool query_allowed(const std::string& user_id) const;
+    void forget_repeated_events(storage::query_result& result);
+    steady_clock::time_point next_retry_time() const;
+
+    template <class... Parts>
+    void log(log_level level, const Parts&... parts) {
+        if (!log_) return;
+        std::string line;
+        (line.append(parts), ...);
+        log_(level, line);
+    }
+
+    asio::any_io_executor executor_;
+    storage::store& store_;
+    engine_options options_;
+    log_function log_;
+    parse_context parser_;
+    matrix_api api_;
+    device_list_tracker tracker_;
+    std::mt19937_64 random_;
+    wakeup work_;
+    engine_status status_;
+    std::string filter_id_;
+    std::optional<std::string> since_;
+    std::optional<error> fatal_;
+    // Backoff of servers named in `failures` and of users missing from an answer, by key
+    // ("server" or "@user"), as steady-clock deadlines.
+    struct retry_state {
+        std::int64_t failures = 0;
+        steady_clock::time_point at;
+    };
+    std::unordered_map<std::string, retry_state> retry_;
+    // Security events recorded in this run ("kind\ndetail"), so that a conflict that every
+    // answer repeats is recorded once.
+    std::unordered_set<std::string> reported_;
+};
+
+asio::awaitable<void> sync_engine::impl::sleep(milliseconds d) {
+    asio::steady_timer timer(executor_, d);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+result<void> sync_engine::impl::restore() {
+    auto state = store_.sync().load_sync_state();
+    if (!state) return state.error();
+    auto rooms = store_.sync().load_rooms();
+    if (!rooms) return rooms.error();
+    auto members = store_.sync().load_memberships();
+    if (!members) return members.error();
+    auto users = store_.tracking().load_tracked_users();
+    if (!users) return users.error();
+    tracker_.restore(state->generation, *rooms, *members, *users);
+    since_ = state->next_batch;
+    if (state->filter_id) filter_id_ = *state->filter_id;
+    status_.next_batch = since_;
+    return {};
+}
+
+result<void> sync_engine::impl::commit_local(
+    const std::function<void(storage::sync_batch&)>& change) {
+    storage::sync_batch batch;
+    batch.at = options_.clock();
+    change(batch);
+    if (auto r = store_.sync().apply_sync_batch(batch); !r) {
+        // Memory is ahead of the store now; go back to what the store holds.
+        if (auto back = restore(); !back) return back.error();
+        return r.error();
+    }
+    work_.notify_all();
+    return {};
+}
+
+asio::awaitable<result<void>> sync_engine::impl::login() {
+    if (options_.access_token && !api_.has_access_token()) {
+        api_.set_access_token(*options_.access_token);
+        auto who = co_await api_.whoami();
+        if (!who) {
+            if (who.error().is_transient()) co_return error{errc::io_error, who.error().detail};
+            co_return error{errc::invalid_argument,
+                            "the access token was refused: " + who.error().detail +
+                                " — check access_token_file"};
+        }
+        if (who->user_id != options_.user_id) {
+            co_return error{errc::invalid_argument, "the access token belongs to " + who->user_id +
+                                                        ", not to the configured user_id " +
+                                                        options_.user_id};
+        }
+        if (!who->device_id.empty()) status_.device_id = who->device_id;
+        co_return result<void>{};
+    }
+    if (!options_.password) {
+        co_return error{errc::invalid_argument,
+                        "the access token was refused and no password is configured to log in "
+                        "again — put a valid token in access_token_file"};
+    }
+    std::optional<std::string> device = options_.device_id;
+    if (!device && !status_.device_id.empty()) device = status_.device_id;
+    auto r = co_await api_.login_with_password(options_.user_id, *options_.password, device,
+                                               options_.device_display_name);
+    if (!r) {
+        if (r.error().is_transient()) co_return error{errc::io_error, r.error().detail};
+        co_return error{errc::invalid_argument,
+                        "password login failed: " + r.error().detail + " — check password_file"};
+    }
+    if (r->user_id != options_.user_id) {
+        co_return error{errc::invalid_argument, "logged in as " + r->user_id +
+                                                    ", not as the configured " + options_.user_id};
+    }
+    api_.set_access_token(r->access_token);
+    if (status_.device_id != r->device_id) {
+        status_.device_id = r->device_id;
+        if (auto s = store_.sync().set_device_id(r->device_id); !s) co_return s.error();
+    }
+    log(log_level::notice, "logged in as ", r->user_id, " on device ", r->device_id);
+    co_return result<void>{};
+}
+
+asio::awaitable<result<void>> sync_engine::impl::start() {
+    if (auto r = restore(); !r) co_return r.error();
+    auto state = store_.sync().load_sync_state();
+    if (!state) co_return state.error();
+    if (state->device_id) status_.device_id = *state->device_id;
+    if (options_.device_id && state->device_id && *options_.device_id != *state->device_id) {
+        co_return error{errc::invalid_argument,
+                        std::string("the database belongs to device ") + *state->device_id +
+                            " but the configuration names device " + *options_.device_id +
+                            " — use another database for another device"};
+    }
+    // Logging in and creating the filter are retried while the server is unreachable.
+    for (std::int64_t failures = 1;; ++failures) {
+        auto r = co_await login();
+        if (r) break;
+        if (!(r.error() == errc::io_error)) co_return r.error();
+        status_.phase = engine_phase::backing_off;
+        status_.last_error = r.error().detail;
+        auto wait = options_.sync_backoff.delay(failures, random_());
+        log(log_level::warning, "cannot reach the homeserver: ", r.error().detail, "; retrying in ",
+            std::to_string(wait.count()), " ms");
+        co_await sleep(wait);
+    }
+    if (status_.device_id.empty() && options_.device_id) status_.device_id = *options_.device_id;
+    if (status_.device_id.empty()) {
+        co_return error{errc::invalid_argument,
+                        "the server did not say which device the access token belongs to: set "
+                        "device_id in the configuration"};
+    }
+    if (!state->device_id) {
+        if (auto s = store_.sync().set_device_id(status_.device_id); !s) co_return s.error();
+    }
+    if (filter_id_.empty()) {
+        for (std::int64_t failures = 1;; ++failures) {
+            auto f = co_await api_.create_filter(options_.user_id, std::string(sync_filter));
+            if (f) {
+                filter_id_ = *f;
+                if (auto s = store_.sync().set_filter_id(filter_id_); !s) co_return s.error();
+                break;
+            }
+            if (!f.error().is_transient()) {
+                // Not fatal: an unfiltered sync carries what devlistd needs, only more of it.
+                log(log_level::warning, "could not create the sync filter (", f.error().detail,
+                    "); syncing without one");
+                break;
+            }
+            co_await sleep(options_.sync_backoff.delay(failures, random_()));
+        }
+    }
+    storage::sync_batch own;
+    own.at = options_.clock();
+    tracker_.ensure_own_user(own);
+    if (!own.tracked_users.empty()) {
+        if (auto r = store_.sync().apply_sync_batch(own); !r) co_return r.error();
+    }
+    co_return result<void>{};
+}
+
+result<void> sync_engine::impl::apply_sync(const sync_response& response, bool initial) {
+    storage::sync_batch batch;
+    batch.at = options_.clock();
+    batch.next_batch = response.next_batch;
+    tracker_.apply_sync(response, initial, batch);
+    if (response.one_time_key_counts) {
+        batch.one_time_key_counts.emplace(response.one_time_key_counts->begin(),
+                                          response.one_time_key_counts->end());
+    } else if (!initial) {
+        // A missing field means every count is 0 (servers may leave out zero counts).
+        batch.one_time_key_counts.emplace();
+    }
+    batch.unused_fallback_key_types = response.unused_fallback_key_types;
+    for (const auto& e : response.to_device) {
+        batch.outbox_events.push_back({0, batch.at, "to_device", to_device_payload(e)});
+    }
+    if (auto r = store_.sync().apply_sync_batch(batch); !r) {
+        if (auto back = restore(); !back) return back.error();
+        return r.error();
+    }
+    since_ = response.next_batch;
+    status_.next_batch = since_;
+    ++status_.syncs;
+    status_.last_sync_at = batch.at;
+    log(log_level::info, "sync ", response.next_batch, initial ? " (initial)" : "", ": ",
+        std::to_string(response.rooms.size()), " rooms, ",
+        std::to_string(response.device_lists_changed.size()), " changed, ",
+        std::to_string(response.device_lists_left.size()), " left, ",
+        std::to_string(response.to_device.size()), " to-device; tracking ",
+        std::to_string(tracker_.tracked_count()), " users, ",
+        std::to_string(tracker_.outdated_count()), " outdated",
+        response.dropped ? "; dropped " + std::to_string(response.dropped) +
+                               " malformed entries (first: " + response.drop_reasons.front() + ")"
+                         : std::string());
+    work_.notify_all();
+    return {};
+}
+
+asio::awaitable<void> sync_engine::impl::catch_up(std::string old_token, std::string new_token) {
+    auto changes = co_await api_.keys_changes(old_token, new_token);
+    auto r = commit_local([&](storage::sync_batch& batch) {
+        if (changes) {
+            auto n = tracker_.mark_outdated(changes->changed, batch);
+            log(log_level::notice, "catch-up: /keys/changes marked ", std::to_string(n),
+                " users outdated");
+        } else {
+            auto n = tracker_.mark_all_outdated(batch);
+            log(log_level::warning, "catch-up: ", changes.error().detail, "; marked all ",
+                std::to_string(n), " tracked users outdated");
+        }
+    });
+    if (!r) log(log_level::error, "catch-up could not be stored: ", r.error().message());
+}
+
+asio::awaitable<result<void>> sync_engine::impl::sync_loop() {
+    std::int64_t failures = 0;
+    std::optional<std::string> rejected_token;
+    for (;;) {
+        bool initial = !since_;
+        milliseconds timeout = initial ? 0ms : options_.sync_timeout;
+        auto r = co_await api_.sync(since_.value_or(""), filter_id_, timeout);
+        if (r) {
+            failures = 0;
+            status_.phase = engine_phase::syncing;
+            status_.last_error.clear();
+            if (auto a = apply_sync(*r, initial); !a) {
+                status_.last_error = a.error().message();
+                log(log_level::error, "could not store a sync batch: ", a.error().message());
+                ++failures;
+                co_await sleep(options_.sync_backoff.delay(failures, random_()));
+                continue;
+            }
+            if (rejected_token) {
+                auto old = std::move(*rejected_token);
+                rejected_token.reset();
+                co_await catch_up(std::move(old), r->next_batch);
+            }
+            continue;
+        }
+        const api_failure& f = r.error();
+        if ((co_await asio::this_coro::cancellation_state).cancelled() !=
+            asio::cancellation_type::none) {
+            co_return result<void>{};  // stopping: not a failure of the server
+        }
+        status_.last_error = f.detail;
+        if (f.is_unknown_token()) {
+            log(log_level::warning, "the homeserver revoked the access token: ", f.detail);
+            options_.access_token.reset();
+            auto relog = co_await login();
+            if (!relog) {
+                status_.phase = engine_phase::stopped;
+                co_return relog.error();
+            }
+            continue;
+        }
+        if (!initial && f.what == api_failure::kind::http && f.status == 400) {
+            // The server no longer accepts our since token: start over with an initial sync,
+            // then ask /keys/changes what changed between the two tokens.
+            log(log_level::warning, "the homeserver rejected sync token ", *since_, " (", f.detail,
+                "); doing an initial sync and catching up");
+            rejected_token = since_;
+            since_.reset();
+            continue;
+        }
+        if (initial && !filter_id_.empty() && f.what == api_failure::kind::http &&
+            f.status == 400) {
+            // The server forgot our filter (or never took it): sync without one; start()
+            // creates a new one next time.
+            log(log_level::warning, f.detail, "; syncing without filter ", filter_id_);
+            filter_id_.clear();
+            if (auto s = store_.sync().set_filter_id(""); !s) co_return s.error();
+            continue;
+        }
+        ++failures;
+        status_.phase = engine_phase::backing_off;
+        milliseconds wait = options_.sync_backoff.delay(failures, random_());
+        if (f.retry_after) wait = std::max(wait, *f.retry_after);
+        log(log_level::warning, f.detail, "; retrying in ", std::to_string(wait.count()), " ms");
+        co_await sleep(wait);
+    }
+}
+
+void sync_engine::impl::forget_repeated_events(storage::query_result& result) {
+    // A refused key stays refused, so every later answer for the user reports the same
+    // conflict again. Each distinct event (kind and detail, which names user and device) is
+    // recorded once per run; a restart records it once more.
+    std::unordered_set<std::string> repeated;
+    std::erase_if(result.security_events, [&](const storage::security_event& e) {
+        std::string key = e.kind + '\n' + e.detail_json;
+        if (reported_.size() >= 100000) reported_.clear();  // bounded: at worst one repeat
+        if (reported_.insert(key).second) return false;
+        repeated.insert(std::move(key));
+        return true;
+    });
+    // The verifier pairs each security event with an outbox event of the same kind and payload.
+    std::erase_if(result.outbox_events, [&](const storage::outbox_event& e) {
+        return repeated.contains(e.type + '\n' + e.payload_json);
+    });
+}
+
+bool sync_engine::impl::query_allowed(const std::string& user_id) const {
+    auto now = steady_clock::now();
+    auto user = retry_.find(user_id);
+    if (user != retry_.end() && user->second.at > now) return false;
+    auto server = retry_.find(std::string(server_name_of(user_id).value_or("")));
+    return server == retry_.end() || server->second.at <= now;
+}
+
+steady_clock::time_point sync_engine::impl::next_retry_time() const {
+    auto next = steady_clock::now() + 60s;
+    for (const auto& [key, state] : retry_)
+        next = std::min(next, state.at);
+    return next;
+}
+
+asio::awaitable<void> sync_engine::impl::query_worker() {
+    std::int64_t failures = 0;
+    for (;;) {
+        auto tickets = tracker_.take_outdated(
+            options_.query_batch_size, [this](const std::string& u) { return query_allowed(u); });
+        if (tickets.empty()) {
+            co_await work_.wait_until(next_retry_time());
+            continue;
+        }
+        std::vector<std::string> users;
+        users.reserve(tickets.size());
+        for (const auto& t : tickets)
+            users.push_back(t.user_id);
+        auto answer = co_await api_.keys_query(users, options_.query_server_timeout);
+        ++status_.queries;
+        if (!answer) {
+            tracker_.finish_query(tickets, {});
+            ++failures;
+            milliseconds wait = options_.query_backoff.delay(failures, random_());
+            if (answer.error().retry_after) wait = std::max(wait, *answer.error().retry_after);
+            log(log_level::warning, answer.error().detail, "; ", std::to_string(tickets.size()),
+                " users stay outdated, retrying in ", std::to_string(wait.count()), " ms");
+            co_await sleep(wait);
+            continue;
+        }
+        failures = 0;
+        const auto now_ms = options_.clock();
+        verification_stats stats;
+        std::vector<std::string> absent;
+        auto result = verify_query_answer(
+            *answer, tickets,
+            [this](const std::string& user_id) {
+                known_keys k;
+                if (auto d = store_.devices().devices_of(user_id)) k.devices = std::move(*d);
+                if (auto c = store_.devices().cross_signing_keys_of(user_id)) {
+                    k.cross_signing = std::move(*c);
+                }
+                return k;
+            },
+            now_ms, stats, absent);
+        // Backoff for servers that failed and users that were missing; success clears it.
+        auto steady_now = steady_clock::now();
+        for (const auto& [server, detail] : answer->failures) {
+            auto& state = retry_[server];
+            ++state.failures;
+            auto wait = options_.server_backoff.delay(state.failures, random_());
+            state.at = steady_now + wait;
+            result.failed_servers.push_back({server, state.failures, now_ms + wait.count()});
+            log(log_level::warning, "/keys/query: server ", server, " failed (", detail,
+                "); its users stay outdated, retrying in ", std::to_string(wait.count() / 1000),
+                " s");
+        }
+        for (const auto& server : result.answered_servers)
+            retry_.erase(server);
+        for (const auto& user_id : absent) {
+            auto& state = retry_[user_id];
+            ++state.failures;
+            state.at = steady_now + options_.server_backoff.delay(state.failures, random_());
+        }
+        for (const auto& u : result.users)
+            retry_.erase(u.user_id);
+
+        forget_repeated_events(result);
+        auto outcome = store_.devices().apply_query_result(result);
+        if (!outcome) {
+            tracker_.finish_query(tickets, {});
+            log(log_level::error,
+                "could not store a /keys/query answer: ", outcome.error().message());
+            ++failures;
+            co_await sleep(options_.query_backoff.delay(failures, random_()));
+            continue;
+        }
+        tracker_.finish_query(tickets, outcome->cleared);
+        status_.devices_rejected += stats.devices_rejected;
+        for (const auto& e : result.security_events) {
+            log(log_level::warning, "security: ", e.kind, " ", e.user_id.value_or(""),
+                e.device_id ? " device " + *e.device_id : std::string(), " ", e.detail_json);
+        }
+        std::size_t added = 0, changed = 0, removed = 0;
+        for (const auto& c : outcome->device_changes) {
+            const char* what = "";
+            switch (c.kind) {
+                case storage::device_change_kind::added:
+                    ++added;
+                    what = "added";
+                    break;
+                case storage::device_change_kind::changed:
+                    ++changed;
+                    what = "changed";
+                    break;
+                case storage::device_change_kind::removed:
+                    ++removed;
+                    what = "removed";
+                    break;
+            }
+            log(log_level::info, "device ", what, ": ", c.user_id, " ", c.device_id);
+        }
+        log(log_level::info, "/keys/query: ", std::to_string(tickets.size()), " users, ",
+            std::to_string(stats.devices_accepted + stats.devices_unchanged), " devices (",
+            std::to_string(added), " added, ", std::to_string(changed), " changed, ",
+            std::to_string(removed), " removed), ", std::to_string(stats.devices_rejected),
+            " rejected, ", std::to_string(stats.signatures_checked), " signatures checked; ",
+            std::to_string(outcome->still_outdated.size()), " changed again meanwhile, ",
+            std::to_string(tracker_.outdated_count()), " outdated");
+    }
+}
+
+// True when `e` is the operation_aborted a cancelled coroutine resumes with, possibly inside
+// the multiple_exceptions of an awaitable-operator group (nested for several query workers).
+bool is_cancellation(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const boost::system::system_error& error) {
+        return error.code() == asio::error::operation_aborted;
+    } catch (const asio::multiple_exceptions& many) {
+        return is_cancellation(many.first_exception());
+    } catch (...) {
+        return false;
+    }
+}
+
+asio::awaitable<result<void>> sync_engine::impl::run() {
+    using namespace asio::experimental::awaitable_operators;
+    status_.phase = engine_phase::starting;
+    std::optional<result<void>> fatal;
+    // A cancelled coroutine resumes with operation_aborted thrown at its next co_await: this
+    // is the one place that turns that into a clean stop.
+    try {
+        auto started = co_await start();
+        if (!started) {
+            fatal = std::move(started);
+        } else {
+            log(log_level::notice, "tracking device lists for ", options_.user_id, " on device ",
+                status_.device_id,
+                since_ ? " from sync token " + *since_ : std::string(" (first sync)"));
+            // The sync loop ends only with a fatal error; the query workers never end. `||`
+            // cancels the workers when the sync loop stops, and everything when run() itself
+            // is cancelled.
+            auto ended = co_await (sync_loop() || query_workers(options_.queries_in_flight));
+            if (auto* r = std::get_if<0>(&ended); r && !*r) fatal = std::move(*r);
+        }
+    } catch (...) {
+        if (!is_cancellation(std::current_exception())) throw;
+    }
+    status_.phase = engine_phase::stopped;
+    if (fatal) {
+        status_.last_error = fatal->error().message();
+        co_return std::move(*fatal);
+    }
+    co_return result<void>{};
+}
+
+asio::awaitable<void> sync_engine::impl::query_workers(std::size_t n) {
+    using namespace asio::experimental::awaitable_operators;
+    if (n <= 1) {
+        co_await query_worker();
+    } else {
+        co_await (query_worker() && query_workers(n - 1));
+    }
+}
+
+sync_engine::sync_engine(asio::any_io_executor executor, storage::store& store, http_client& http,
+                         engine_options options, log_function log)
+    : impl_(std::make_unique<impl>(std::move(executor), store, http, std::move(options),
+                                   std::move(log))) {}
+
+sync_engine::~sync_engine() = default;
+
+asio::awaitable<result<void>> sync_engine::run() {
+    return impl_->run();
+}
+
+engine_status sync_engine::status() const {
+    return impl_->status();
+}
+
+result<void> sync_engine::track_user(const std::string& user_id) {
+    if (!is_valid_user_id(user_id)) {
+        return error{errc::invalid_argument, "not a valid user ID: " + user_id};
+    }
+    return impl_->commit_local(
+        [&](storage::sync_batch& batch) { impl_->tracker().track_explicitly(user_id, batch); });
+}
+
+result<bool> sync_engine::untrack_user(const std::string& user_id) {
+    bool was = false;
+    auto r = impl_->commit_local([&](storage::sync_batch& batch) {
+        was = impl_->tracker().untrack_explicitly(user_id, batch);
+    });
+    if (!r) return r.error();
+    return was;
+}
+
+result<void> sync_engine::refresh_user(const std::string& user_id) {
+    std::size_t marked = 0;
+    auto r = impl_->commit_local([&](storage::sync_batch& batch) {
+        marked = impl_->tracker().mark_outdated({user_id}, batch);
+    });
+    if (!r) return r.error();
+    if (marked == 0) return error{errc::invalid_argument, user_id + " is not tracked"};
+    return {};
+}
+
+}  // namespace devlist::sync

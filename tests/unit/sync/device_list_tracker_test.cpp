@@ -1,0 +1,268 @@
+#include "sync/device_list_tracker.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace devlist::sync {
+namespace {
+
+const std::string me = "@me:hs";
+
+member_change joined(const std::string& user) {
+    return {user, membership::join};
+}
+member_change invited(const std::string& user) {
+    return {user, membership::invite};
+}
+member_change left(const std::string& user) {
+    return {user, membership::leave};
+}
+
+room_delta room(const std::string& id, std::vector<member_change> members, bool encrypted) {
+    room_delta r;
+    r.room_id = id;
+    r.members = std::move(members);
+    if (encrypted) r.encryption_algorithm = "m.megolm.v1.aes-sha2";
+    return r;
+}
+
+sync_response response(std::vector<room_delta> rooms) {
+    sync_response r;
+    r.next_batch = "s";
+    r.rooms = std::move(rooms);
+    return r;
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+const storage::tracked_user_update* update_for(const storage::sync_batch& b,
+                                               const std::string& user) {
+    for (const auto& u : b.tracked_users) {
+        if (u.user_id == user) return &u;
+    }
+    return nullptr;
+}
+
+class tracker_test : public ::testing::Test {
+  protected:
+    device_list_tracker tracker{me};
+
+    storage::sync_batch initial(std::vector<room_delta> rooms) {
+        storage::sync_batch batch;
+        tracker.ensure_own_user(batch);
+        tracker.apply_sync(response(std::move(rooms)), true, batch);
+        return batch;
+    }
+    storage::sync_batch incremental(sync_response r) {
+        storage::sync_batch batch;
+        tracker.apply_sync(r, false, batch);
+        return batch;
+    }
+};
+
+TEST_F(tracker_test, initial_sync_tracks_own_user_and_members_of_encrypted_rooms_only) {
+    auto batch = initial({room("!e:hs", {joined(me), joined("@a:hs"), invited("@c:x")}, true),
+                          room("!plain:hs", {joined(me), joined("@d:hs")}, false)});
+    EXPECT_TRUE(tracker.is_tracked(me));
+    EXPECT_TRUE(tracker.is_tracked("@a:hs"));
+    EXPECT_TRUE(tracker.is_tracked("@c:x"));
+    EXPECT_FALSE(tracker.is_tracked("@d:hs"));
+    EXPECT_EQ(tracker.tracked_count(), 3u);
+    EXPECT_EQ(tracker.outdated_count(), 3u);
+
+    ASSERT_EQ(batch.tracked_users.size(), 3u);
+    const auto* own = update_for(batch, me);
+    ASSERT_NE(own, nullptr);
+    EXPECT_TRUE(own->reasons.own);
+    EXPECT_TRUE(own->reasons.encrypted_room);
+    EXPECT_EQ(update_for(batch, "@c:x")->server_name, "x");
+    EXPECT_TRUE(update_for(batch, "@a:hs")->outdated);
+    // Every stamp is distinct and the counter is persisted with the batch.
+    EXPECT_NE(update_for(batch, "@a:hs")->generation, update_for(batch, "@c:x")->generation);
+    ASSERT_TRUE(batch.generation);
+    EXPECT_EQ(*batch.generation, tracker.generation());
+    ASSERT_EQ(batch.encrypted_rooms.size(), 1u);
+    EXPECT_EQ(batch.memberships.size(), 5u);  // members of both rooms are recorded
+}
+
+TEST_F(tracker_test, changed_restamps_tracked_users_and_ignores_others) {
+    initial({room("!e:hs", {joined(me), joined("@a:hs")}, true)});
+    auto before = tracker.find("@a:hs")->generation;
+    sync_response r = response({});
+    r.device_lists_changed = {"@a:hs", "@stranger:hs"};
+    auto batch = incremental(r);
+    EXPECT_GT(tracker.find("@a:hs")->generation, before);
+    EXPECT_FALSE(tracker.is_tracked("@stranger:hs"));
+    ASSERT_EQ(batch.tracked_users.size(), 1u);
+    EXPECT_EQ(batch.tracked_users[0].user_id, "@a:hs");
+}
+
+TEST_F(tracker_test, leaving_one_of_two_encrypted_rooms_keeps_tracking) {
+    initial({room("!e1:hs", {joined(me), joined("@a:hs")}, true),
+             room("!e2:hs", {joined(me), joined("@a:hs")}, true)});
+    auto batch = incremental(response({room("!e1:hs", {left("@a:hs")}, false)}));
+    EXPECT_TRUE(tracker.is_tracked("@a:hs"));
+    EXPECT_TRUE(batch.untracked_users.empty());
+    batch = incremental(response({room("!e2:hs", {left("@a:hs")}, false)}));
+    EXPECT_FALSE(tracker.is_tracked("@a:hs"));
+    EXPECT_EQ(batch.untracked_users, std::vector<std::string>{"@a:hs"});
+}
+
+TEST_F(tracker_test, left_untracks_only_when_the_room_model_agrees) {
+    initial({room("!e:hs", {joined(me), joined("@a:hs")}, true)});
+    sync_response r = response({});
+    r.device_lists_left = {"@a:hs"};
+    auto batch = incremental(r);
+    EXPECT_TRUE(tracker.is_tracked("@a:hs"));
+    EXPECT_EQ(tracker.left_disagreements(), 1u);
+
+    // An explicitly tracked user stays tracked whatever `left` says.
+    storage::sync_batch explicit_batch;
+    tracker.track_explicitly("@b:hs", explicit_batch);
+    r.device_lists_left = {"@b:hs"};
+    batch = incremental(r);
+    EXPECT_TRUE(tracker.is_tracked("@b:hs"));
+    EXPECT_TRUE(batch.untracked_users.empty());
+}
+
+TEST_F(tracker_test, a_room_turning_encrypted_tracks_its_members) {
+    initial({room("!r:hs", {joined(me), joined("@a:hs")}, false)});
+    EXPECT_FALSE(tracker.is_tracked("@a:hs"));
+    auto batch = incremental(response({room("!r:hs", {}, true)}));
+    EXPECT_TRUE(tracker.is_tracked("@a:hs"));
+    EXPECT_TRUE(tracker.find("@a:hs")->outdated);
+    EXPECT_EQ(batch.encrypted_rooms.size(), 1u);
+}
+
+TEST_F(tracker_test, our_leaving_a_room_untracks_its_members) {
+    initial({room("!e:hs", {joined(me), joined("@a:hs")}, true)});
+    room_delta gone;
+    gone.room_id = "!e:hs";
+    gone.section = room_section::leave;
+    auto batch = incremental(response({gone}));
+    EXPECT_FALSE(tracker.is_tracked("@a:hs"));
+    EXPECT_TRUE(tracker.is_tracked(me));  // the own user is always tracked
+    EXPECT_TRUE(contains(batch.untracked_users, "@a:hs"));
+    // Rejoining: the room is remembered as encrypted, so its members are tracked again.
+    auto again = incremental(response({room("!e:hs", {joined(me), joined("@a:hs")}, false)}));
+    EXPECT_TRUE(tracker.is_tracked("@a:hs"));
+}
+
+TEST_F(tracker_test, invited_rooms_do_not_track_before_we_join) {
+    initial({});
+    room_delta inv = room("!i:hs", {invited(me), joined("@a:hs")}, true);
+    inv.section = room_section::invite;
+    incremental(response({inv}));
+    EXPECT_FALSE(tracker.is_tracked("@a:hs"));
+}
+
+TEST_F(tracker_test, a_new_initial_sync_forgets_rooms_and_members_it_lacks) {
+    initial({room("!e1:hs", {joined(me), joined("@a:hs"), joined("@b:hs")}, true),
+             room("!e2:hs", {joined(me), joined("@c:hs")}, true)});
+    storage::sync_batch batch;
+    tracker.apply_sync(response({room("!e1:hs", {joined(me), joined("@a:hs")}, true)}), true,
+                       batch);
+    EXPECT_TRUE(tracker.is_tracked("@a:hs"));
+    EXPECT_FALSE(tracker.is_tracked("@b:hs"));
+    EXPECT_FALSE(tracker.is_tracked("@c:hs"));
+    EXPECT_TRUE(contains(batch.untracked_users, "@b:hs"));
+    EXPECT_TRUE(contains(batch.untracked_users, "@c:hs"));
+}
+
+TEST_F(tracker_test, explicit_tracking) {
+    initial({});
+    storage::sync_batch batch;
+    tracker.track_explicitly("@z:remote", batch);
+    ASSERT_TRUE(tracker.is_tracked("@z:remote"));
+    EXPECT_TRUE(tracker.find("@z:remote")->reasons.explicit_request);
+    storage::sync_batch untrack;
+    EXPECT_FALSE(tracker.untrack_explicitly("@nobody:x", untrack));
+    EXPECT_TRUE(tracker.untrack_explicitly("@z:remote", untrack));
+    EXPECT_FALSE(tracker.is_tracked("@z:remote"));
+    EXPECT_EQ(untrack.untracked_users, std::vector<std::string>{"@z:remote"});
+}
+
+TEST_F(tracker_test, query_tickets_carry_generations_and_are_not_taken_twice) {
+    initial(
+        {room("!e:hs", {joined("@b:hs"), joined(me), joined("@a:hs"), joined("@c:far")}, true)});
+    auto tickets = tracker.take_outdated(2, [](const std::string& u) { return u != "@c:far"; });
+    ASSERT_EQ(tickets.size(), 2u);
+    EXPECT_EQ(tickets[0].user_id, me);  // own user first
+    EXPECT_EQ(tickets[1].user_id, "@a:hs");
+    EXPECT_EQ(tickets[1].generation, tracker.find("@a:hs")->generation);
+    auto more = tracker.take_outdated(10, [](const std::string& u) { return u != "@c:far"; });
+    ASSERT_EQ(more.size(), 1u);
+    EXPECT_EQ(more[0].user_id, "@b:hs");
+    EXPECT_EQ(tracker.in_flight_count(), 3u);
+
+    // The store cleared only the users whose stamp did not move.
+    tracker.finish_query(tickets, {me});
+    EXPECT_FALSE(tracker.find(me)->outdated);
+    EXPECT_TRUE(tracker.find("@a:hs")->outdated);
+    EXPECT_EQ(tracker.in_flight_count(), 1u);
+    auto retry = tracker.take_outdated(10);
+    EXPECT_EQ(retry.size(), 2u);  // @a:hs again, and @c:far now that it is allowed
+}
+
+TEST_F(tracker_test, restore_rebuilds_the_same_state) {
+    initial({room("!e:hs", {joined(me), joined("@a:hs")}, true),
+             room("!p:hs", {joined(me), joined("@b:hs")}, false)});
+    device_list_tracker restored(me);
+    std::vector<storage::room> rooms = {{"!e:hs", true, "m.megolm.v1.aes-sha2"},
+                                        {"!p:hs", false, std::nullopt}};
+    std::vector<storage::room_member> members = {{"!e:hs", me, storage::membership::join},
+                                                 {"!e:hs", "@a:hs", storage::membership::join},
+                                                 {"!p:hs", me, storage::membership::join},
+                                                 {"!p:hs", "@b:hs", storage::membership::join}};
+    std::vector<storage::tracked_user> users = {*tracker.find(me), *tracker.find("@a:hs")};
+    restored.restore(tracker.generation(), rooms, members, users);
+    EXPECT_EQ(restored.tracked_count(), 2u);
+    EXPECT_EQ(restored.outdated_count(), 2u);
+    // The restored room model still counts @a:hs in one encrypted room.
+    storage::sync_batch batch;
+    restored.apply_sync(response({room("!e:hs", {left("@a:hs")}, false)}), false, batch);
+    EXPECT_FALSE(restored.is_tracked("@a:hs"));
+    storage::sync_batch batch2;
+    restored.apply_sync(response({room("!p:hs", {}, true)}), false, batch2);
+    EXPECT_TRUE(restored.is_tracked("@b:hs"));
+    EXPECT_GT(restored.find("@b:hs")->generation, tracker.generation());
+}
+
+TEST_F(tracker_test, mark_all_outdated_for_catch_up) {
+    initial({room("!e:hs", {joined(me), joined("@a:hs")}, true)});
+    auto t = tracker.take_outdated(10);
+    tracker.finish_query(t, {me, "@a:hs"});
+    EXPECT_EQ(tracker.outdated_count(), 0u);
+    storage::sync_batch batch;
+    EXPECT_EQ(tracker.mark_all_outdated(batch), 2u);
+    EXPECT_EQ(tracker.outdated_count(), 2u);
+    EXPECT_EQ(batch.tracked_users.size(), 2u);
+    storage::sync_batch some;
+    EXPECT_EQ(tracker.mark_outdated({"@a:hs", "@unknown:x"}, some), 1u);
+}
+
+}  // namespace
+}  // namespace devlist::sync
+
+namespace devlist::sync {
+namespace {
+
+TEST(tracker_batches, operations_sharing_a_batch_leave_one_row_per_user) {
+    device_list_tracker tracker(me);
+    storage::sync_batch batch;
+    tracker.ensure_own_user(batch);
+    tracker.track_explicitly("@x:hs", batch);
+    ASSERT_TRUE(tracker.untrack_explicitly("@x:hs", batch));
+    // The earlier row for @x:hs is replaced by its removal, never kept beside it.
+    EXPECT_EQ(batch.untracked_users, std::vector<std::string>{"@x:hs"});
+    EXPECT_EQ(batch.tracked_users.size(), 1u);
+    tracker.track_explicitly("@x:hs", batch);
+    ASSERT_EQ(batch.tracked_users.size(), 2u);
+    EXPECT_TRUE(batch.untracked_users.empty());
+}
+
+}  // namespace
+}  // namespace devlist::sync

@@ -1,0 +1,145 @@
+#include "sync/parse_sync.hpp"
+
+#include <gtest/gtest.h>
+
+#include "fixture_file.hpp"
+
+namespace devlist::sync {
+namespace {
+
+result<sync_response> parse(const std::string& body) {
+    static parse_context ctx;
+    return parse_sync_response(ctx, body);
+}
+
+TEST(parse_sync, spec_example_with_device_lists_and_key_counts) {
+    auto r = parse(test::read_fixture("spec-examples/md.sync.e2e-extensions.example.json"));
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->next_batch, "s72595_4483_1934");
+    EXPECT_EQ(r->device_lists_changed, std::vector<std::string>{"@alice:example.com"});
+    EXPECT_EQ(r->device_lists_left, std::vector<std::string>{"@bob:example.com"});
+    ASSERT_TRUE(r->one_time_key_counts);
+    EXPECT_EQ(r->one_time_key_counts->at("signed_curve25519"), 20);
+    ASSERT_TRUE(r->unused_fallback_key_types);
+    EXPECT_EQ(*r->unused_fallback_key_types, std::vector<std::string>{"signed_curve25519"});
+    EXPECT_EQ(r->dropped, 0u);
+}
+
+TEST(parse_sync, spec_to_device_example_keeps_content_bytes) {
+    auto r = parse(test::read_fixture("spec-examples/md.sync.to_device.example.json"));
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_EQ(r->to_device.size(), 1u);
+    EXPECT_EQ(r->to_device[0].type, "m.new_device");
+    EXPECT_EQ(r->to_device[0].sender, "@alice:example.com");
+    EXPECT_EQ(r->to_device[0].content_json.front(), '{');
+    EXPECT_NE(r->to_device[0].content_json.find("\"XYZABCDE\""), std::string::npos);
+    EXPECT_EQ(r->to_device[0].content_json.back(), '}');
+}
+
+TEST(parse_sync, rooms_members_and_encryption) {
+    auto r = parse(R"({
+      "next_batch": "s2",
+      "rooms": {
+        "join": {"!r:x": {
+          "state": {"events": [
+            {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}},
+            {"type": "m.room.member", "state_key": "@a:x", "content": {"membership": "join"}}]},
+          "timeline": {"events": [
+            {"content": {"membership": "invite"}, "state_key": "@b:x", "type": "m.room.member"},
+            {"type": "m.room.message", "content": {"body": "hi", "membership": "join"}},
+            {"type": "m.room.member", "state_key": "@a:x", "content": {"membership": "leave"}}],
+            "limited": true}}},
+        "invite": {"!i:x": {"invite_state": {"events": [
+            {"type": "m.room.member", "state_key": "@me:x", "content": {"membership": "invite"}}]}}},
+        "leave": {"!l:x": {"timeline": {"events": []}}},
+        "knock": {"!k:x": {}}
+      }})");
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_EQ(r->rooms.size(), 3u);
+    const auto& joined = r->rooms[0];
+    EXPECT_EQ(joined.room_id, "!r:x");
+    EXPECT_EQ(joined.section, room_section::join);
+    EXPECT_EQ(joined.encryption_algorithm, "m.megolm.v1.aes-sha2");
+    ASSERT_EQ(joined.members.size(), 3u);  // the message is not state and is ignored
+    EXPECT_EQ(joined.members[0].user_id, "@a:x");
+    EXPECT_EQ(joined.members[0].state, membership::join);
+    EXPECT_EQ(joined.members[1].user_id, "@b:x");
+    EXPECT_EQ(joined.members[1].state, membership::invite);
+    EXPECT_EQ(joined.members[2].state, membership::leave);
+    EXPECT_EQ(r->rooms[1].section, room_section::invite);
+    EXPECT_EQ(r->rooms[1].members.at(0).user_id, "@me:x");
+    EXPECT_EQ(r->rooms[2].section, room_section::leave);
+    EXPECT_FALSE(r->one_time_key_counts.has_value());
+    EXPECT_FALSE(r->unused_fallback_key_types.has_value());
+}
+
+TEST(parse_sync, bad_entries_are_dropped_and_counted_not_fatal) {
+    auto r = parse(R"({"next_batch": "s3",
+      "device_lists": {"changed": ["@ok:x", "not-a-user", 7, "@also:ok"], "left": "nope"},
+      "device_one_time_keys_count": {"signed_curve25519": -1, "curve25519": 3},
+      "rooms": {"join": {"!r:x": {"state": {"events": [
+          {"type": "m.room.member", "state_key": "bad id", "content": {"membership": "join"}},
+          {"type": "m.room.member", "state_key": "@x:x", "content": {"membership": "dancing"}},
+          {"type": "m.room.encryption", "state_key": "", "content": {}},
+          "not an event"]}}}},
+      "to_device": {"events": [{"type": "t", "sender": "@s:x"}, 5,
+                               {"type": "t", "sender": "@s:x", "content": {}}]}})");
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->device_lists_changed, (std::vector<std::string>{"@ok:x", "@also:ok"}));
+    EXPECT_TRUE(r->device_lists_left.empty());
+    ASSERT_TRUE(r->one_time_key_counts);
+    EXPECT_FALSE(r->one_time_key_counts->contains("signed_curve25519"));
+    EXPECT_EQ(r->one_time_key_counts->at("curve25519"), 3);
+    EXPECT_TRUE(r->rooms.at(0).members.empty());
+    EXPECT_FALSE(r->rooms.at(0).encryption_algorithm.has_value());
+    EXPECT_EQ(r->to_device.size(), 1u);
+    EXPECT_GE(r->dropped, 8u);
+    EXPECT_FALSE(r->drop_reasons.empty());
+    EXPECT_LE(r->drop_reasons.size(), 8u);
+}
+
+TEST(parse_sync, fallback_field_stable_wins_over_unstable) {
+    auto both = parse(R"({"next_batch": "s", "org.matrix.msc2732.device_unused_fallback_key_types":
+                          ["x"], "device_unused_fallback_key_types": []})");
+    ASSERT_TRUE(both);
+    ASSERT_TRUE(both->unused_fallback_key_types);
+    EXPECT_TRUE(both->unused_fallback_key_types->empty());
+    auto unstable = parse(R"({"next_batch": "s",
+        "org.matrix.msc2732.device_unused_fallback_key_types": ["signed_curve25519"]})");
+    ASSERT_TRUE(unstable);
+    ASSERT_TRUE(unstable->unused_fallback_key_types);
+    EXPECT_EQ(unstable->unused_fallback_key_types->size(), 1u);
+}
+
+TEST(parse_sync, unusable_bodies_are_errors) {
+    for (const char* body : {"", "[]", "{", "{\"next_batch\": 5}", "{}", "{\"rooms\": {}}",
+                             "{\"next_batch\": \"s\"} trailing", "{\"next_batch\": \"s\",}",
+                             "\xff\xfe", "{\"next_batch\": \"\xc3\x28\"}"}) {
+        auto r = parse(body);
+        EXPECT_FALSE(r) << body;
+    }
+}
+
+TEST(parse_sync, deep_nesting_never_recurses) {
+    // Unknown fields are skipped iteratively, however deep; where the parser descends (here
+    // device_lists.changed), nesting is a dropped entry, not a crash.
+    const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+    auto skipped = parse(R"({"x": )" + deep + R"(, "next_batch": "s"})");
+    ASSERT_TRUE(skipped) << skipped.error().message();
+    EXPECT_EQ(skipped->next_batch, "s");
+    auto inside = parse(R"({"next_batch": "s", "device_lists": {"changed": [)" + deep + "]}}");
+    ASSERT_TRUE(inside) << inside.error().message();
+    EXPECT_TRUE(inside->device_lists_changed.empty());
+    EXPECT_EQ(inside->dropped, 1u);
+}
+
+TEST(parse_sync, body_without_spare_capacity_is_copied_once) {
+    std::string body = R"({"next_batch": "s9"})";
+    body.shrink_to_fit();
+    auto r = parse(body);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->next_batch, "s9");
+}
+
+}  // namespace
+}  // namespace devlist::sync
