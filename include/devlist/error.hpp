@@ -18,26 +18,26 @@ namespace devlist {
 enum class errc {
     // Input that is not what it must be (JSON, base64, keys, configuration).
     invalid_argument = 1,
-    json_syntax,           // not JSON at all, or not UTF-8
-    json_limit,            // too deep or too large
-    json_number,           // a float, or an integer outside +-(2^53-1)
-    json_duplicate_key,    // the same key twice in one object
-    json_type,             // a value of the wrong type where a specific one is needed
+    json_syntax,         // not JSON at all, or not UTF-8
+    json_limit,          // too deep or too large
+    json_number,         // a float, or an integer outside +-(2^53-1)
+    json_duplicate_key,  // the same key twice in one object
+    json_type,           // a value of the wrong type where a specific one is needed
     base64_invalid,
-    key_invalid,           // wrong length or not decodable
+    key_invalid,  // wrong length or not decodable
     // Signatures.
-    signature_missing,     // no signature by the expected entity/key id
-    signature_invalid,     // malformed or does not verify
+    signature_missing,  // no signature by the expected entity/key id
+    signature_invalid,  // malformed or does not verify
     // Private keys at rest.
-    seal_key_invalid,      // the sealing key file is missing, unreadable or malformed
-    seal_open_failed,      // wrong sealing key, or the blob was tampered with
+    seal_key_invalid,  // the sealing key file is missing, unreadable or malformed
+    seal_open_failed,  // wrong sealing key, or the blob was tampered with
     // Storage.
-    storage_error,         // SQLite reported an error
-    storage_busy,          // the database stayed locked past the busy timeout
-    storage_locked,        // another process holds the store (one writer per store)
+    storage_error,   // SQLite reported an error
+    storage_busy,    // the database stayed locked past the busy timeout
+    storage_locked,  // another process holds the store (one writer per store)
     storage_schema_too_new,
-    storage_corrupt,       // a value in the store that the code never writes
-    io_error,              // a file could not be read or written
+    storage_corrupt,  // a value in the store that the code never writes
+    io_error,         // a file could not be read or written
 };
 
 // Boost's error_category has a protected non-virtual destructor by design; the warning does
@@ -49,24 +49,42 @@ class error_category_impl final : public boost::system::error_category {
     const char* name() const noexcept override { return "devlist"; }
     std::string message(int ev) const override {
         switch (static_cast<errc>(ev)) {
-        case errc::invalid_argument: return "invalid argument";
-        case errc::json_syntax: return "malformed JSON";
-        case errc::json_limit: return "JSON exceeds a size or depth limit";
-        case errc::json_number: return "JSON number is not an integer within +-(2^53-1)";
-        case errc::json_duplicate_key: return "duplicate key in JSON object";
-        case errc::json_type: return "JSON value has the wrong type";
-        case errc::base64_invalid: return "invalid base64";
-        case errc::key_invalid: return "invalid key";
-        case errc::signature_missing: return "signature missing";
-        case errc::signature_invalid: return "signature invalid";
-        case errc::seal_key_invalid: return "sealing key invalid";
-        case errc::seal_open_failed: return "sealed data could not be opened";
-        case errc::storage_error: return "database error";
-        case errc::storage_busy: return "database busy";
-        case errc::storage_locked: return "database in use by another process";
-        case errc::storage_schema_too_new: return "database schema is newer than this program";
-        case errc::storage_corrupt: return "database holds an invalid value";
-        case errc::io_error: return "I/O error";
+            case errc::invalid_argument:
+                return "invalid argument";
+            case errc::json_syntax:
+                return "malformed JSON";
+            case errc::json_limit:
+                return "JSON exceeds a size or depth limit";
+            case errc::json_number:
+                return "JSON number is not an integer within +-(2^53-1)";
+            case errc::json_duplicate_key:
+                return "duplicate key in JSON object";
+            case errc::json_type:
+                return "JSON value has the wrong type";
+            case errc::base64_invalid:
+                return "invalid base64";
+            case errc::key_invalid:
+                return "invalid key";
+            case errc::signature_missing:
+                return "signature missing";
+            case errc::signature_invalid:
+                return "signature invalid";
+            case errc::seal_key_invalid:
+                return "sealing key invalid";
+            case errc::seal_open_failed:
+                return "sealed data could not be opened";
+            case errc::storage_error:
+                return "database error";
+            case errc::storage_busy:
+                return "database busy";
+            case errc::storage_locked:
+                return "database in use by another process";
+            case errc::storage_schema_too_new:
+                return "database schema is newer than this program";
+            case errc::storage_corrupt:
+                return "database holds an invalid value";
+            case errc::io_error:
+                return "I/O error";
         }
         return "unknown devlist error";
     }
