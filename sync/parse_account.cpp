@@ -19,13 +19,13 @@ result<void> read_strings(parse_context& ctx, const std::string& body, std::stri
     od::object root;
     if (auto e = doc->get_object().get(root)) return detail::json_error(e, what);
     for (auto f : root) {
-        od::field field;
-        if (auto e = std::move(f).get(field)) return detail::json_error(e, what);
         std::string_view key;
-        if (auto e = field.unescaped_key().get(key)) return detail::json_error(e, what);
+        od::value value;
+        if (auto e = detail::read_member(std::move(f), key, value))
+            return detail::json_error(e, what);
         for (const auto& [name, out] : wanted) {
             std::string_view s;
-            if (key == name && detail::get_string(field.value(), s)) *out = s;
+            if (key == name && detail::get_string(value, s)) *out = s;
         }
     }
     if (detail::has_trailing_content(*doc)) {

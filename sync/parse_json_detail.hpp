@@ -49,6 +49,17 @@ inline result<od::document> iterate(od::parser& parser, simdjson::padded_string&
     return doc;
 }
 
+// Reads the member an object iteration is at: its unescaped key and its value. Every object loop
+// of the parsers starts with this; a non-zero result is structural and ends the parse.
+inline simdjson::error_code read_member(simdjson::simdjson_result<od::field> member,
+                                        std::string_view& key, od::value& value) {
+    od::field field;
+    if (auto e = std::move(member).get(field)) return e;
+    if (auto e = field.unescaped_key().get(key)) return e;
+    value = field.value();
+    return simdjson::SUCCESS;
+}
+
 // Reads a string value; false (leaving `out` untouched) when it is not a string.
 inline bool get_string(od::value v, std::string_view& out) {
     return v.get_string().get(out) == simdjson::SUCCESS;

@@ -32,22 +32,20 @@ error_code read_signatures(od::value v, std::vector<signature_entry>& out,
         return is_structural(e) ? e : SUCCESS;
     }
     for (auto s : by_signer) {
-        od::field signer_field;
-        if (auto e = std::move(s).get(signer_field)) return e;
         std::string_view signer;
-        if (auto e = signer_field.unescaped_key().get(signer)) return e;
+        od::value signer_value;
+        if (auto e = detail::read_member(std::move(s), signer, signer_value)) return e;
         od::object by_key;
-        if (signer_field.value().get_object().get(by_key)) {
+        if (signer_value.get_object().get(by_key)) {
             set_problem(problem, "signatures entry is not an object");
             continue;
         }
         for (auto k : by_key) {
-            od::field key_field;
-            if (auto e = std::move(k).get(key_field)) return e;
             std::string_view key_id;
-            if (auto e = key_field.unescaped_key().get(key_id)) return e;
+            od::value key_value;
+            if (auto e = detail::read_member(std::move(k), key_id, key_value)) return e;
             std::string_view sig;
-            if (key_field.value().get_string().get(sig)) {
+            if (key_value.get_string().get(sig)) {
                 set_problem(problem, "a signature is not a string");
                 continue;
             }
@@ -71,12 +69,11 @@ error_code read_keys(od::value v, std::optional<std::string>& problem, OnKey on_
     }
     std::size_t n = 0;
     for (auto k : keys) {
-        od::field field;
-        if (auto e = std::move(k).get(field)) return e;
         std::string_view key_id;
-        if (auto e = field.unescaped_key().get(key_id)) return e;
+        od::value member;
+        if (auto e = detail::read_member(std::move(k), key_id, member)) return e;
         std::string_view value;
-        if (field.value().get_string().get(value)) {
+        if (!detail::get_string(member, value)) {
             set_problem(problem, "a key is not a string");
             continue;
         }
@@ -114,44 +111,42 @@ error_code read_device(std::string_view user_id, std::string_view device_id, od:
     const std::string ed_id = "ed25519:" + dev.device_id;
     const std::string curve_id = "curve25519:" + dev.device_id;
     for (auto f : obj) {
-        od::field field;
-        if (auto e = std::move(f).get(field)) return e;
         std::string_view key;
-        if (auto e = field.unescaped_key().get(key)) return e;
+        od::value value;
+        if (auto e = detail::read_member(std::move(f), key, value)) return e;
         std::string_view s;
         error_code e = SUCCESS;
         if (key == "user_id") {
-            if (field.value().get_string().get(s)) set_problem(dev.problem, "user_id not a string");
+            if (value.get_string().get(s)) set_problem(dev.problem, "user_id not a string");
             dev.claimed_user_id = s;
         } else if (key == "device_id") {
-            if (field.value().get_string().get(s)) {
+            if (value.get_string().get(s)) {
                 set_problem(dev.problem, "device_id not a string");
             }
             dev.claimed_device_id = s;
         } else if (key == "algorithms") {
             e = for_each_string(
-                field.value(), [&](std::string_view a) { dev.algorithms.emplace_back(a); },
+                value, [&](std::string_view a) { dev.algorithms.emplace_back(a); },
                 [&] { set_problem(dev.problem, "algorithms has a non-string"); });
             if (e == simdjson::INCORRECT_TYPE) {
                 set_problem(dev.problem, "algorithms is not an array");
                 e = SUCCESS;
             }
         } else if (key == "keys") {
-            e = read_keys(field.value(), dev.problem, [&](std::string_view id, std::string_view k) {
+            e = read_keys(value, dev.problem, [&](std::string_view id, std::string_view k) {
                 if (id == ed_id) dev.ed25519 = k;
                 if (id == curve_id) dev.curve25519 = k;
             });
         } else if (key == "signatures") {
-            e = read_signatures(field.value(), dev.signatures, dev.problem);
+            e = read_signatures(value, dev.signatures, dev.problem);
         } else if (key == "unsigned") {
             od::object uns;
-            if (field.value().get_object().get(uns)) continue;
+            if (value.get_object().get(uns)) continue;
             for (auto u : uns) {
-                od::field uf;
-                if (auto ue = std::move(u).get(uf)) return ue;
                 std::string_view uk;
-                if (auto ue = uf.unescaped_key().get(uk)) return ue;
-                if (uk == "device_display_name" && !uf.value().get_string().get(s)) {
+                od::value unsigned_value;
+                if (auto ue = detail::read_member(std::move(u), uk, unsigned_value)) return ue;
+                if (uk == "device_display_name" && detail::get_string(unsigned_value, s)) {
                     dev.display_name = std::string(s);
                 }
             }
@@ -166,26 +161,24 @@ error_code read_device_keys(od::value v, keys_query_response& out, drop_log& dro
     od::object users;
     if (auto e = v.get_object().get(users)) return is_structural(e) ? e : SUCCESS;
     for (auto u : users) {
-        od::field user_field;
-        if (auto e = std::move(u).get(user_field)) return e;
         std::string_view user_id;
-        if (auto e = user_field.unescaped_key().get(user_id)) return e;
+        od::value user_value;
+        if (auto e = detail::read_member(std::move(u), user_id, user_value)) return e;
         od::object devices;
-        if (!is_valid_user_id(user_id) || user_field.value().get_object().get(devices)) {
+        if (!is_valid_user_id(user_id) || user_value.get_object().get(devices)) {
             drops.add("device_keys: invalid user entry");
             continue;
         }
         out.users.emplace_back(user_id);
         for (auto d : devices) {
-            od::field device_field;
-            if (auto e = std::move(d).get(device_field)) return e;
             std::string_view device_id;
-            if (auto e = device_field.unescaped_key().get(device_id)) return e;
+            od::value device_value;
+            if (auto e = detail::read_member(std::move(d), device_id, device_value)) return e;
             if (!is_valid_device_id(device_id)) {
                 drops.add("device_keys: invalid device ID for " + std::string(user_id));
                 continue;
             }
-            if (auto e = read_device(user_id, device_id, device_field.value(), out)) return e;
+            if (auto e = read_device(user_id, device_id, device_value, out)) return e;
         }
     }
     return SUCCESS;
@@ -204,29 +197,28 @@ error_code read_cross_signing_key(std::string_view user_id, od::value v,
     }
     if (auto e = take_raw(obj, key.raw_json)) return e;
     for (auto f : obj) {
-        od::field field;
-        if (auto e = std::move(f).get(field)) return e;
         std::string_view name;
-        if (auto e = field.unescaped_key().get(name)) return e;
+        od::value value;
+        if (auto e = detail::read_member(std::move(f), name, value)) return e;
         error_code e = SUCCESS;
         if (name == "user_id") {
             std::string_view s;
-            if (field.value().get_string().get(s)) set_problem(key.problem, "user_id not a string");
+            if (value.get_string().get(s)) set_problem(key.problem, "user_id not a string");
             key.claimed_user_id = s;
         } else if (name == "usage") {
             e = for_each_string(
-                field.value(), [&](std::string_view s) { key.usage.emplace_back(s); },
+                value, [&](std::string_view s) { key.usage.emplace_back(s); },
                 [&] { set_problem(key.problem, "usage has a non-string"); });
             if (e == simdjson::INCORRECT_TYPE) {
                 set_problem(key.problem, "usage is not an array");
                 e = SUCCESS;
             }
         } else if (name == "keys") {
-            e = read_keys(field.value(), key.problem, [&](std::string_view id, std::string_view k) {
+            e = read_keys(value, key.problem, [&](std::string_view id, std::string_view k) {
                 key.keys.emplace_back(id, k);
             });
         } else if (name == "signatures") {
-            e = read_signatures(field.value(), key.signatures, key.problem);
+            e = read_signatures(value, key.signatures, key.problem);
         }
         if (e) return e;
     }
@@ -239,15 +231,14 @@ error_code read_cross_signing_keys(od::value v, std::vector<queried_cross_signin
     od::object users;
     if (auto e = v.get_object().get(users)) return is_structural(e) ? e : SUCCESS;
     for (auto u : users) {
-        od::field field;
-        if (auto e = std::move(u).get(field)) return e;
         std::string_view user_id;
-        if (auto e = field.unescaped_key().get(user_id)) return e;
+        od::value value;
+        if (auto e = detail::read_member(std::move(u), user_id, value)) return e;
         if (!is_valid_user_id(user_id)) {
             drops.add(std::string(what) + ": invalid user ID");
             continue;
         }
-        if (auto e = read_cross_signing_key(user_id, field.value(), out)) return e;
+        if (auto e = read_cross_signing_key(user_id, value, out)) return e;
     }
     return SUCCESS;
 }
@@ -256,10 +247,9 @@ error_code read_failures(od::value v, keys_query_response& out, drop_log& drops)
     od::object servers;
     if (auto e = v.get_object().get(servers)) return is_structural(e) ? e : SUCCESS;
     for (auto s : servers) {
-        od::field field;
-        if (auto e = std::move(s).get(field)) return e;
         std::string_view server;
-        if (auto e = field.unescaped_key().get(server)) return e;
+        od::value value;
+        if (auto e = detail::read_member(std::move(s), server, value)) return e;
         if (!is_valid_server_name(server)) {
             drops.add("failures: invalid server name");
             continue;
@@ -269,7 +259,7 @@ error_code read_failures(od::value v, keys_query_response& out, drop_log& drops)
         std::string content = "{}";
         od::object failure;
         std::string_view raw;
-        if (!field.value().get_object().get(failure) && !failure.raw_json().get(raw)) {
+        if (!value.get_object().get(failure) && !failure.raw_json().get(raw)) {
             content = detail::trim_json(raw);
         }
         out.failures.insert_or_assign(std::string(server), std::move(content));
@@ -290,21 +280,21 @@ result<keys_query_response> parse_keys_query_response(parse_context& ctx, const 
     keys_query_response out;
     drop_log drops{out.dropped, out.drop_reasons};
     for (auto f : root) {
-        od::field field;
-        if (auto e = std::move(f).get(field)) return detail::json_error(e, "/keys/query response");
         std::string_view key;
-        if (auto e = field.unescaped_key().get(key)) return detail::json_error(e, "/keys/query");
+        od::value value;
+        if (auto e = detail::read_member(std::move(f), key, value))
+            return detail::json_error(e, "/keys/query response");
         error_code e = SUCCESS;
         if (key == "device_keys") {
-            e = read_device_keys(field.value(), out, drops);
+            e = read_device_keys(value, out, drops);
         } else if (key == "failures") {
-            e = read_failures(field.value(), out, drops);
+            e = read_failures(value, out, drops);
         } else if (key == "master_keys") {
-            e = read_cross_signing_keys(field.value(), out.master_keys, drops, key);
+            e = read_cross_signing_keys(value, out.master_keys, drops, key);
         } else if (key == "self_signing_keys") {
-            e = read_cross_signing_keys(field.value(), out.self_signing_keys, drops, key);
+            e = read_cross_signing_keys(value, out.self_signing_keys, drops, key);
         } else if (key == "user_signing_keys") {
-            e = read_cross_signing_keys(field.value(), out.user_signing_keys, drops, key);
+            e = read_cross_signing_keys(value, out.user_signing_keys, drops, key);
         }
         if (e) return detail::json_error(e, "/keys/query " + std::string(key));
     }
@@ -325,16 +315,16 @@ result<keys_changes_response> parse_keys_changes_response(parse_context& ctx,
     }
     keys_changes_response out;
     for (auto f : root) {
-        od::field field;
-        if (auto e = std::move(f).get(field)) return detail::json_error(e, "/keys/changes");
         std::string_view key;
-        if (auto e = field.unescaped_key().get(key)) return detail::json_error(e, "/keys/changes");
+        od::value value;
+        if (auto e = detail::read_member(std::move(f), key, value))
+            return detail::json_error(e, "/keys/changes");
         std::vector<std::string>* list = key == "changed" ? &out.changed
                                          : key == "left"  ? &out.left
                                                           : nullptr;
         if (!list) continue;
         auto e = for_each_string(
-            field.value(),
+            value,
             [&](std::string_view s) {
                 if (is_valid_user_id(s)) list->emplace_back(s);
             },

@@ -33,14 +33,13 @@ error_code read_content(od::value v, state_event_view& ev) {
     od::object content;
     if (v.get_object().get(content)) return SUCCESS;  // not an object: nothing usable
     for (auto f : content) {
-        od::field field;
-        if (auto e = std::move(f).get(field)) return e;
         std::string_view key;
-        if (auto e = field.unescaped_key().get(key)) return e;
+        od::value value;
+        if (auto e = detail::read_member(std::move(f), key, value)) return e;
         if (key == "membership") {
-            detail::get_string(field.value(), ev.membership);
+            detail::get_string(value, ev.membership);
         } else if (key == "algorithm") {
-            detail::get_string(field.value(), ev.algorithm);
+            detail::get_string(value, ev.algorithm);
         }
     }
     return SUCCESS;
@@ -55,17 +54,16 @@ error_code read_state_event(od::value v, room_delta& room, drop_log& drops) {
     }
     state_event_view ev;
     for (auto f : obj) {
-        od::field field;
-        if (auto e = std::move(f).get(field)) return e;
         std::string_view key;
-        if (auto e = field.unescaped_key().get(key)) return e;
+        od::value value;
+        if (auto e = detail::read_member(std::move(f), key, value)) return e;
         if (key == "type") {
-            detail::get_string(field.value(), ev.type);
+            detail::get_string(value, ev.type);
         } else if (key == "state_key") {
             std::string_view sk;
-            if (detail::get_string(field.value(), sk)) ev.state_key = sk;
+            if (detail::get_string(value, sk)) ev.state_key = sk;
         } else if (key == "content") {
-            if (auto e = read_content(field.value(), ev)) return e;
+            if (auto e = read_content(value, ev)) return e;
         }
     }
     if (!ev.state_key) return SUCCESS;  // a message, not state
@@ -91,13 +89,12 @@ error_code read_event_list(od::value v, room_delta& room, drop_log& drops) {
     od::object obj;
     if (v.get_object().get(obj)) return SUCCESS;
     for (auto f : obj) {
-        od::field field;
-        if (auto e = std::move(f).get(field)) return e;
         std::string_view key;
-        if (auto e = field.unescaped_key().get(key)) return e;
+        od::value value;
+        if (auto e = detail::read_member(std::move(f), key, value)) return e;
         if (key != "events") continue;
         od::array events;
-        if (field.value().get_array().get(events)) continue;
+        if (value.get_array().get(events)) continue;
         for (auto item : events) {
             od::value ev;
             if (auto e = std::move(item).get(ev)) return e;
@@ -118,15 +115,14 @@ error_code read_room(std::string_view room_id, od::value v, room_section section
     room.room_id = std::string(room_id);
     room.section = section;
     for (auto f : obj) {
-        od::field field;
-        if (auto e = std::move(f).get(field)) return e;
         std::string_view key;
-        if (auto e = field.unescaped_key().get(key)) return e;
+        od::value value;
+        if (auto e = detail::read_member(std::move(f), key, value)) return e;
         // "state" comes before "timeline" in time; both are read in arrival order and the
         // consumer lets later member entries win, so a field order that puts timeline first
         // could misorder them. Synapse and the spec's examples order state first.
         if (key == "state" || key == "timeline" || key == "invite_state") {
-            if (auto e = read_event_list(field.value(), room, drops)) return e;
+            if (auto e = read_event_list(value, room, drops)) return e;
         }
     }
     rooms.push_back(std::move(room));
@@ -137,10 +133,9 @@ error_code read_rooms(od::value v, std::vector<room_delta>& rooms, drop_log& dro
     od::object obj;
     if (v.get_object().get(obj)) return SUCCESS;
     for (auto f : obj) {
-        od::field field;
-        if (auto e = std::move(f).get(field)) return e;
         std::string_view key;
-        if (auto e = field.unescaped_key().get(key)) return e;
+        od::value value;
+        if (auto e = detail::read_member(std::move(f), key, value)) return e;
         room_section section;
         if (key == "join") {
             section = room_section::join;
@@ -152,13 +147,12 @@ error_code read_rooms(od::value v, std::vector<room_delta>& rooms, drop_log& dro
             continue;  // knock and future sections do not affect tracking
         }
         od::object by_id;
-        if (field.value().get_object().get(by_id)) continue;
+        if (value.get_object().get(by_id)) continue;
         for (auto r : by_id) {
-            od::field room_field;
-            if (auto e = std::move(r).get(room_field)) return e;
             std::string_view room_id;
-            if (auto e = room_field.unescaped_key().get(room_id)) return e;
-            if (auto e = read_room(room_id, room_field.value(), section, rooms, drops)) return e;
+            od::value room_value;
+            if (auto e = detail::read_member(std::move(r), room_id, room_value)) return e;
+            if (auto e = read_room(room_id, room_value, section, rooms, drops)) return e;
         }
     }
     return SUCCESS;
@@ -182,16 +176,14 @@ error_code read_device_lists(od::value v, sync_response& out, drop_log& drops) {
     od::object obj;
     if (v.get_object().get(obj)) return SUCCESS;
     for (auto f : obj) {
-        od::field field;
-        if (auto e = std::move(f).get(field)) return e;
         std::string_view key;
-        if (auto e = field.unescaped_key().get(key)) return e;
+        od::value value;
+        if (auto e = detail::read_member(std::move(f), key, value)) return e;
         error_code e = SUCCESS;
         if (key == "changed") {
-            e = read_user_list(field.value(), out.device_lists_changed, drops,
-                               "device_lists.changed");
+            e = read_user_list(value, out.device_lists_changed, drops, "device_lists.changed");
         } else if (key == "left") {
-            e = read_user_list(field.value(), out.device_lists_left, drops, "device_lists.left");
+            e = read_user_list(value, out.device_lists_left, drops, "device_lists.left");
         }
         if (e && e != simdjson::INCORRECT_TYPE) return e;
     }
@@ -206,12 +198,11 @@ error_code read_key_counts(od::value v, sync_response& out, drop_log& drops) {
     }
     auto& counts = out.one_time_key_counts.emplace();
     for (auto f : obj) {
-        od::field field;
-        if (auto e = std::move(f).get(field)) return e;
         std::string_view algorithm;
-        if (auto e = field.unescaped_key().get(algorithm)) return e;
+        od::value value;
+        if (auto e = detail::read_member(std::move(f), algorithm, value)) return e;
         std::int64_t n = 0;
-        if (field.value().get_int64().get(n) || n < 0) {
+        if (value.get_int64().get(n) || n < 0) {
             drops.add("device_one_time_keys_count: bad count");
             continue;
         }
@@ -235,13 +226,12 @@ error_code read_to_device(od::value v, sync_response& out, drop_log& drops) {
     od::object obj;
     if (v.get_object().get(obj)) return SUCCESS;
     for (auto f : obj) {
-        od::field field;
-        if (auto e = std::move(f).get(field)) return e;
         std::string_view key;
-        if (auto e = field.unescaped_key().get(key)) return e;
+        od::value value;
+        if (auto e = detail::read_member(std::move(f), key, value)) return e;
         if (key != "events") continue;
         od::array events;
-        if (field.value().get_array().get(events)) continue;
+        if (value.get_array().get(events)) continue;
         for (auto item : events) {
             od::object ev;
             if (auto e = std::move(item).get_object().get(ev)) {
@@ -252,18 +242,17 @@ error_code read_to_device(od::value v, sync_response& out, drop_log& drops) {
             to_device_event event;
             bool has_content = false;
             for (auto ef : ev) {
-                od::field evf;
-                if (auto e = std::move(ef).get(evf)) return e;
                 std::string_view k;
-                if (auto e = evf.unescaped_key().get(k)) return e;
+                od::value event_value;
+                if (auto e = detail::read_member(std::move(ef), k, event_value)) return e;
                 std::string_view s;
                 if (k == "type") {
-                    if (!evf.value().get_string().get(s)) event.type = s;
+                    if (!event_value.get_string().get(s)) event.type = s;
                 } else if (k == "sender") {
-                    if (!evf.value().get_string().get(s)) event.sender = s;
+                    if (!event_value.get_string().get(s)) event.sender = s;
                 } else if (k == "content") {
                     od::object content;
-                    if (!evf.value().get_object().get(content) && !content.raw_json().get(s)) {
+                    if (!event_value.get_object().get(content) && !content.raw_json().get(s)) {
                         event.content_json = detail::trim_json(s);
                         has_content = true;
                     }
@@ -293,29 +282,29 @@ result<sync_response> parse_sync_response(parse_context& ctx, const std::string&
     drop_log drops{out.dropped, out.drop_reasons};
     std::optional<std::vector<std::string>> stable_fallback, unstable_fallback;
     for (auto f : root) {
-        od::field field;
-        if (auto e = std::move(f).get(field)) return detail::json_error(e, "/sync response");
         std::string_view key;
-        if (auto e = field.unescaped_key().get(key)) return detail::json_error(e, "/sync key");
+        od::value value;
+        if (auto e = detail::read_member(std::move(f), key, value))
+            return detail::json_error(e, "/sync response");
         error_code e = SUCCESS;
         if (key == "next_batch") {
             std::string_view s;
-            if (auto te = field.value().get_string().get(s)) {
+            if (auto te = value.get_string().get(s)) {
                 return detail::json_error(te, "/sync next_batch");
             }
             out.next_batch = s;
         } else if (key == "rooms") {
-            e = read_rooms(field.value(), out.rooms, drops);
+            e = read_rooms(value, out.rooms, drops);
         } else if (key == "device_lists") {
-            e = read_device_lists(field.value(), out, drops);
+            e = read_device_lists(value, out, drops);
         } else if (key == "device_one_time_keys_count") {
-            e = read_key_counts(field.value(), out, drops);
+            e = read_key_counts(value, out, drops);
         } else if (key == "device_unused_fallback_key_types") {
-            e = read_fallback_types(field.value(), stable_fallback.emplace(), drops);
+            e = read_fallback_types(value, stable_fallback.emplace(), drops);
         } else if (key == "org.matrix.msc2732.device_unused_fallback_key_types") {
-            e = read_fallback_types(field.value(), unstable_fallback.emplace(), drops);
+            e = read_fallback_types(value, unstable_fallback.emplace(), drops);
         } else if (key == "to_device") {
-            e = read_to_device(field.value(), out, drops);
+            e = read_to_device(value, out, drops);
         }
         if (e) return detail::json_error(e, std::string("/sync ") + std::string(key));
     }

@@ -118,6 +118,7 @@ class sync_engine::impl {
     engine_status status_;
     std::string filter_id_;
     std::optional<std::string> since_;
+    std::optional<std::string> stored_device_id_;  // the device the database belongs to
     std::optional<error> fatal_;
     // Backoff of servers named in `failures` and of users missing from an answer, by key
     // ("server" or "@user"), as steady-clock deadlines.
@@ -148,6 +149,7 @@ result<void> sync_engine::impl::restore() {
     tracker_.restore(state->generation, *rooms, *members, *users);
     since_ = state->next_batch;
     if (state->filter_id) filter_id_ = *state->filter_id;
+    stored_device_id_ = state->device_id;
     status_.next_batch = since_;
     return {};
 }
@@ -213,12 +215,10 @@ asio::awaitable<result<void>> sync_engine::impl::login() {
 
 asio::awaitable<result<void>> sync_engine::impl::start() {
     if (auto r = restore(); !r) co_return r.error();
-    auto state = store_.sync().load_sync_state();
-    if (!state) co_return state.error();
-    if (state->device_id) status_.device_id = *state->device_id;
-    if (options_.device_id && state->device_id && *options_.device_id != *state->device_id) {
+    if (stored_device_id_) status_.device_id = *stored_device_id_;
+    if (options_.device_id && stored_device_id_ && *options_.device_id != *stored_device_id_) {
         co_return error{errc::invalid_argument,
-                        std::string("the database belongs to device ") + *state->device_id +
+                        std::string("the database belongs to device ") + *stored_device_id_ +
                             " but the configuration names device " + *options_.device_id +
                             " — use another database for another device"};
     }
@@ -240,7 +240,7 @@ asio::awaitable<result<void>> sync_engine::impl::start() {
                         "the server did not say which device the access token belongs to: set "
                         "device_id in the configuration"};
     }
-    if (!state->device_id) {
+    if (!stored_device_id_) {
         if (auto s = store_.sync().set_device_id(status_.device_id); !s) co_return s.error();
     }
     if (filter_id_.empty()) {

@@ -254,3 +254,22 @@ TEST_F(sync_engine_test, a_refused_token_without_password_stops_with_a_clear_err
 
 }  // namespace
 }  // namespace devlist::test
+
+namespace devlist::test {
+namespace {
+
+TEST_F(engine_fixture, a_database_of_another_device_is_refused) {
+    start();
+    ASSERT_TRUE(run_until([&] { return engine->status().syncs > 0; }));
+    stop();
+    options.device_id = "OTHERDEVICE";
+    restart();
+    ASSERT_TRUE(run_until([&] { return ended.has_value(); }));
+    ASSERT_FALSE(*ended);
+    EXPECT_NE(ended->error().message().find("the database belongs to device BOTDEVICE"),
+              std::string::npos)
+        << ended->error().message();
+}
+
+}  // namespace
+}  // namespace devlist::test
