@@ -1,5 +1,8 @@
 #include "daemon/log_sink.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -42,10 +45,37 @@ const char* level_name(sync::log_level level) {
 
 }  // namespace
 
-sync::log_function make_stderr_log(sync::log_level min) {
-    const bool journald = std::getenv("JOURNAL_STREAM") != nullptr;
-    return [min, journald](sync::log_level level, std::string_view line) {
-        if (level < min) return;
+sync::log_level to_log_level(log_level_setting setting) {
+    switch (setting) {
+        case log_level_setting::debug:
+            return sync::log_level::debug;
+        case log_level_setting::info:
+            return sync::log_level::info;
+        case log_level_setting::notice:
+            return sync::log_level::notice;
+        case log_level_setting::warning:
+            return sync::log_level::warning;
+        case log_level_setting::error:
+            return sync::log_level::error;
+    }
+    return sync::log_level::info;
+}
+
+bool stderr_is_journal() {
+    const char* stream = std::getenv("JOURNAL_STREAM");
+    if (stream == nullptr) return false;
+    unsigned long long device = 0;
+    unsigned long long inode = 0;
+    if (std::sscanf(stream, "%llu:%llu", &device, &inode) != 2) return false;
+    struct stat st {};
+    if (::fstat(STDERR_FILENO, &st) != 0) return false;
+    return st.st_dev == device && st.st_ino == inode;
+}
+
+sync::log_function make_stderr_log(std::shared_ptr<const sync::log_level> min) {
+    const bool journald = stderr_is_journal();
+    return [min = std::move(min), journald](sync::log_level level, std::string_view line) {
+        if (level < *min) return;
         std::string out;
         if (journald) {
             out = "<" + std::to_string(syslog_priority(level)) + ">";

@@ -9,6 +9,7 @@ packages=(
   libtomlplusplus-dev libsystemd-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   sqlite3 curl ca-certificates openssl
+  systemd  # systemd-analyze, systemd-socket-activate, sysusers, tmpfiles: the unit tests
 )
 
 missing=()

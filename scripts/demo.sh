@@ -13,7 +13,8 @@ scripts/bootstrap.sh
 build=${DEVLIST_BUILD_DIR:-build}
 echo "demo: building devlistd and the test homeserver (the first build takes a few minutes)..."
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" --parallel "$(nproc)" --target devlistd devlist-test-homeserver >/dev/null
+cmake --build "$build" --parallel "$(nproc)" --target devlistd devlistctl devlist-test-homeserver \
+  >/dev/null
 
 work=$(mktemp -d -t devlistd-demo.XXXXXX)
 hs_pid=""
@@ -51,6 +52,7 @@ user_id = "@bot:localhost"
 device_id = "DEMOBOT"
 password_file = "password"
 database = "devlistd.db"
+socket = "devlistd.sock"
 sync_timeout_ms = 5000
 TOML
 echo "demo: homeserver at $url; devlistd config at $work/devlistd.toml"
@@ -65,24 +67,24 @@ until grep -q 'scenario complete' "$work/homeserver.log"; do
 done
 sleep 4
 
-db="$work/devlistd.db"
-q() { sqlite3 -readonly -separator ' | ' "$db" "$1"; }
+# What devlistd knows, asked the way a program or a person would: devlistctl over the socket.
+ctl() { "$build/daemon/devlistctl" --socket "$work/devlistd.sock" "$@"; }
 echo
-echo "=== What devlistd tracks (read from its database) ==="
-q "SELECT user_id,
-          trim((CASE WHEN reasons & 1 THEN 'own ' ELSE '' END) ||
-               (CASE WHEN reasons & 2 THEN 'encrypted-room ' ELSE '' END) ||
-               (CASE WHEN reasons & 4 THEN 'explicit' ELSE '' END)),
-          CASE outdated WHEN 1 THEN 'outdated' ELSE 'fresh' END
-   FROM tracked_users ORDER BY user_id"
+echo "=== devlistctl status ==="
+ctl status
 echo
-echo "=== Their verified devices ==="
-q "SELECT user_id, device_id, coalesce(display_name, '-'), substr(ed25519, 1, 12) || '…',
-          CASE cross_signed WHEN 1 THEN 'cross-signed' ELSE '' END
-   FROM devices WHERE deleted_at IS NULL ORDER BY user_id, device_id"
+echo "=== devlistctl tracked: who devlistd tracks ==="
+ctl tracked
+for user in @alice:localhost @bob:localhost @dave:localhost; do
+  echo
+  echo "=== devlistctl devices $user --fresh: verified devices ==="
+  ctl devices "$user" --fresh --timeout 5000
+done
 echo
-echo "=== What devlistd rejected or flagged (its security log) ==="
-q "SELECT kind, coalesce(user_id, ''), coalesce(device_id, ''),
-          coalesce(json_extract(detail, '$.reason'), '')
-   FROM security_events ORDER BY id"
+echo "=== What devlistd rejected or flagged (its security log, from the socket API) ==="
+curl -s --unix-socket "$work/devlistd.sock" http://devlistd/v1/security-events
+echo
+echo
+echo "=== devlistctl events --limit 8: the first events kept for local programs ==="
+ctl events --limit 8
 echo

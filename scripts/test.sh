@@ -9,6 +9,6 @@ scripts/bootstrap.sh
 
 build=${DEVLIST_BUILD_DIR:-build}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DDEVLIST_WERROR=ON -DDEVLIST_BUILD_TESTS=ON -DDEVLIST_BUILD_BENCH=ON >/dev/null
+  -DDEVLIST_WERROR=ON -DDEVLIST_FAILPOINTS=ON -DDEVLIST_BUILD_TESTS=ON -DDEVLIST_BUILD_BENCH=ON >/dev/null
 cmake --build "$build" --parallel "$(nproc)"
 ctest --test-dir "$build" --output-on-failure --parallel "$(nproc)" --timeout 300

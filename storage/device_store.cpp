@@ -1,5 +1,6 @@
 #include "storage/device_store.hpp"
 
+#include "devlist/failpoint.hpp"
 #include "storage/enum_text.hpp"
 
 #include <algorithm>
@@ -81,6 +82,7 @@ result<query_outcome> device_store::apply_query_result(const query_result& answe
         for (const outbox_event& event : answer.outbox_events) {
             if (auto r = outbox_->append(event); !r) return r.error();
         }
+        DEVLIST_FAILPOINT("query.apply.before_commit");
         return outcome;
     });
 }

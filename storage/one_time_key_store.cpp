@@ -104,12 +104,18 @@ result<std::optional<one_time_key>> one_time_key_store::take(std::string_view ke
         read_key, key_id);
 }
 
-result<std::optional<one_time_key>> one_time_key_store::take_by_public_key(
+result<std::optional<one_time_key>> one_time_key_store::find_by_public_key(
     std::string_view public_key) {
-    return stmts_.query_one(
-        "DELETE FROM one_time_keys WHERE public_key = ?1 "
-        "RETURNING " DEVLIST_ONE_TIME_KEY_COLUMNS,
-        read_key, public_key);
+    return stmts_.query_one("SELECT " DEVLIST_ONE_TIME_KEY_COLUMNS
+                            " FROM one_time_keys WHERE public_key = ?1",
+                            read_key, public_key);
+}
+
+result<bool> one_time_key_store::discard_pending(std::string_view key_id) {
+    auto changed = stmts_.run_counted(
+        "DELETE FROM one_time_keys WHERE key_id = ?1 AND state = 'pending'", key_id);
+    if (!changed) return changed.error();
+    return *changed > 0;
 }
 
 result<std::int64_t> one_time_key_store::prune_published(std::size_t keep) {

@@ -36,9 +36,14 @@ class one_time_key_store {
     result<std::int64_t> mark_published(std::span<const std::string> key_ids, timestamp_ms at);
 
     result<std::optional<one_time_key>> find(std::string_view key_id);
+    result<std::optional<one_time_key>> find_by_public_key(std::string_view public_key);
     // Removes and returns a key (an Olm session was made from it). Durability normal.
     result<std::optional<one_time_key>> take(std::string_view key_id);
-    result<std::optional<one_time_key>> take_by_public_key(std::string_view public_key);
+
+    // Deletes a pending key the server refused (its ID is taken there by another key); returns
+    // whether there was one. The ID is never handed out again (the counter only grows).
+    // Durability normal: if the delete is lost, the upload is refused again and it is redone.
+    result<bool> discard_pending(std::string_view key_id);
 
     // Keeps the newest `keep` published keys and deletes older ones (claims hand keys out
     // oldest first, so the oldest are the likeliest used or lost); returns how many went.

@@ -1,5 +1,6 @@
 #include "storage/sync_store.hpp"
 
+#include "devlist/failpoint.hpp"
 #include "storage/enum_text.hpp"
 
 #include <cassert>
@@ -41,8 +42,11 @@ key_state_row read_key_state_row(const statement& st) {
 }  // namespace
 
 result<void> sync_store::apply_sync_batch(const sync_batch& batch) {
-    return with_transaction(stmts_.db(), durability::normal,
-                            [&]() -> result<void> { return write_batch(batch); });
+    return with_transaction(stmts_.db(), durability::normal, [&]() -> result<void> {
+        if (auto r = write_batch(batch); !r) return r;
+        DEVLIST_FAILPOINT("sync.apply.before_commit");
+        return {};
+    });
 }
 
 result<void> sync_store::write_batch(const sync_batch& batch) {

@@ -80,6 +80,7 @@ boost::asio::awaitable<api_result<http_response>> matrix_api::call(
     if (f.matrix && f.matrix->retry_after_ms) {
         f.retry_after = std::chrono::milliseconds(*f.matrix->retry_after_ms);
     }
+    if (r->status == 401) f.uia = parse_uia_challenge(r->body);
     f.detail = what + ": HTTP " + std::to_string(r->status);
     if (f.matrix) {
         f.detail += " " + f.matrix->errcode;
@@ -134,6 +135,7 @@ boost::asio::awaitable<api_result<sync_response>> matrix_api::sync(
     if (!r) co_return r.error();
     auto parsed = parse_sync_response(parser_, r->body);
     if (!parsed) co_return malformed<sync_response>("GET /sync", parsed.error());
+    parsed->body = std::move(r->body);
     co_return std::move(*parsed);
 }
 
@@ -162,6 +164,47 @@ boost::asio::awaitable<api_result<keys_changes_response>> matrix_api::keys_chang
     auto parsed = parse_keys_changes_response(parser_, r->body);
     if (!parsed) co_return malformed<keys_changes_response>("GET /keys/changes", parsed.error());
     co_return std::move(*parsed);
+}
+
+boost::asio::awaitable<api_result<std::map<std::string, std::int64_t>>> matrix_api::keys_upload(
+    std::string body) {
+    // Idempotent: the body is the same bytes on every try, and the server takes a key it
+    // already has again without complaint.
+    auto r = co_await call(http_method::post, "/keys/upload", std::move(body), default_timeout,
+                           true, true);
+    if (!r) co_return r.error();
+    auto counts = parse_keys_upload_response(r->body);
+    if (!counts) {
+        co_return malformed<std::map<std::string, std::int64_t>>("POST /keys/upload",
+                                                                 counts.error());
+    }
+    co_return std::move(*counts);
+}
+
+boost::asio::awaitable<api_result<void>> matrix_api::device_signing_upload(
+    std::string body, std::optional<std::string> auth) {
+    if (auth) {
+        // The body is a canonical object: splice "auth" in as its first member.
+        std::string rest = body.size() > 2 ? "," + body.substr(1) : "}";
+        body = "{\"auth\":" + *auth + rest;
+    }
+    auto r = co_await call(http_method::post, "/keys/device_signing/upload", std::move(body),
+                           default_timeout, true, true);
+    if (!r) co_return r.error();
+    co_return api_result<void>{};
+}
+
+boost::asio::awaitable<api_result<std::vector<std::string>>> matrix_api::signatures_upload(
+    std::string body) {
+    auto r = co_await call(http_method::post, "/keys/signatures/upload", std::move(body),
+                           default_timeout, true, true);
+    if (!r) co_return r.error();
+    auto failures = parse_signatures_upload_response(r->body);
+    if (!failures) {
+        co_return malformed<std::vector<std::string>>("POST /keys/signatures/upload",
+                                                      failures.error());
+    }
+    co_return std::move(*failures);
 }
 
 }  // namespace devlist::sync

@@ -7,6 +7,8 @@
 #include <boost/system/result.hpp>
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "sync/keys_query_response.hpp"
 #include "sync/parse_context.hpp"
 #include "sync/parse_matrix_error.hpp"
+#include "sync/parse_uploads.hpp"
 #include "sync/sync_response.hpp"
 
 namespace devlist::sync {
@@ -30,6 +33,8 @@ struct api_failure {
     std::optional<matrix_error> matrix;
     // From Retry-After or retry_after_ms, whichever the server gave.
     std::optional<std::chrono::milliseconds> retry_after;
+    // A 401 that asks for User-Interactive Auth (flows, session).
+    std::optional<uia_challenge> uia;
     std::string detail;  // for the log: endpoint and what happened
 
     bool is_rate_limited() const { return status == 429; }
@@ -73,6 +78,16 @@ class matrix_api {
         std::vector<std::string> user_ids, std::chrono::milliseconds server_timeout);
     boost::asio::awaitable<api_result<keys_changes_response>> keys_changes(std::string from,
                                                                            std::string to);
+    // POST /keys/upload with a prepared body (the same bytes on every retry); the answer's
+    // one_time_key_counts.
+    boost::asio::awaitable<api_result<std::map<std::string, std::int64_t>>> keys_upload(
+        std::string body);
+    // POST /keys/device_signing/upload; `auth` (a JSON object) is added to the body when given.
+    boost::asio::awaitable<api_result<void>> device_signing_upload(
+        std::string body, std::optional<std::string> auth);
+    // POST /keys/signatures/upload; the failures the server reported (empty: all accepted).
+    boost::asio::awaitable<api_result<std::vector<std::string>>> signatures_upload(
+        std::string body);
 
   private:
     boost::asio::awaitable<api_result<http_response>> call(http_method method, std::string path,

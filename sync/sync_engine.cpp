@@ -13,8 +13,12 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "crypto/base64.hpp"
 #include "crypto/json_value.hpp"
+#include "devlist/failpoint.hpp"
+#include "sync/own_keys.hpp"
 #include "sync/device_list_tracker.hpp"
+#include "sync/key_maintenance.hpp"
 #include "sync/key_verifier.hpp"
 #include "sync/matrix_api.hpp"
 #include "sync/matrix_ids.hpp"
@@ -68,7 +72,16 @@ class sync_engine::impl {
           log_(std::move(log)),
           api_(http, parser_),
           tracker_(options_.user_id),
-          random_(std::random_device{}()) {
+          random_(std::random_device{}()),
+          keys_(store_, api_, options_, log_, status_.keys, committed_, [this] {
+              auto r = commit_local([this](storage::sync_batch& batch) {
+                  tracker_.mark_outdated({options_.user_id}, batch);
+              });
+              if (!r) {
+                  this->log(log_level::error,
+                            "could not mark the own user outdated: ", r.error().message());
+              }
+          }) {
         if (!options_.clock) options_.clock = system_now_ms;
         status_.user_id = options_.user_id;
     }
@@ -91,12 +104,30 @@ class sync_engine::impl {
     asio::awaitable<void> query_worker();
     asio::awaitable<void> query_workers(std::size_t n);
     asio::awaitable<void> catch_up(std::string old_token, std::string new_token);
-    result<void> apply_sync(const sync_response& response, bool initial);
+    result<void> apply_sync(const sync_response& response, bool initial,
+                            steady_clock::time_point sent);
     result<void> restore();
     asio::awaitable<void> sleep(milliseconds d);
     bool query_allowed(const std::string& user_id) const;
     void forget_repeated_events(storage::query_result& result);
     steady_clock::time_point next_retry_time() const;
+    void record_sync_latency(milliseconds took) {
+        std::size_t bucket = 0;
+        while (bucket < std::size(sync_latency_bounds_ms) &&
+               took.count() > sync_latency_bounds_ms[bucket])
+            ++bucket;
+        ++status_.sync_latency_buckets[bucket];
+        status_.sync_latency_sum_ms += took.count();
+    }
+
+  public:
+    wakeup& committed() { return committed_; }
+    key_maintainer& keys() { return keys_; }
+    result<std::optional<private_key_handout>> take_one_time_key(const std::string& which,
+                                                                 bool by_public_key);
+    result<std::vector<fallback_key_handout>> fallback_keys();
+
+  private:
 
     template <class... Parts>
     void log(log_level level, const Parts&... parts) {
@@ -115,10 +146,12 @@ class sync_engine::impl {
     device_list_tracker tracker_;
     std::mt19937_64 random_;
     wakeup work_;
+    wakeup committed_;  // wait_for_change()
     engine_status status_;
     std::string filter_id_;
     std::optional<std::string> since_;
     std::optional<std::string> stored_device_id_;  // the device the database belongs to
+    bool restored_ = false;                        // the tracker holds the store's state
     std::optional<error> fatal_;
     // Backoff of servers named in `failures` and of users missing from an answer, by key
     // ("server" or "@user"), as steady-clock deadlines.
@@ -130,6 +163,7 @@ class sync_engine::impl {
     // Security events recorded in this run ("kind\ndetail"), so that a conflict that every
     // answer repeats is recorded once.
     std::unordered_set<std::string> reported_;
+    key_maintainer keys_;
 };
 
 asio::awaitable<void> sync_engine::impl::sleep(milliseconds d) {
@@ -147,6 +181,7 @@ result<void> sync_engine::impl::restore() {
     auto users = store_.tracking().load_tracked_users();
     if (!users) return users.error();
     tracker_.restore(state->generation, *rooms, *members, *users);
+    restored_ = true;
     since_ = state->next_batch;
     if (state->filter_id) filter_id_ = *state->filter_id;
     stored_device_id_ = state->device_id;
@@ -156,6 +191,12 @@ result<void> sync_engine::impl::restore() {
 
 result<void> sync_engine::impl::commit_local(
     const std::function<void(storage::sync_batch&)>& change) {
+    // A local request may come before run() loaded the tracker (a bot that tracks a user
+    // before it starts the engine): a change computed from an empty tracker would overwrite
+    // the stored state.
+    if (!restored_) {
+        if (auto r = restore(); !r) return r.error();
+    }
     storage::sync_batch batch;
     batch.at = options_.clock();
     change(batch);
@@ -165,6 +206,7 @@ result<void> sync_engine::impl::commit_local(
         return r.error();
     }
     work_.notify_all();
+    committed_.notify_all();
     return {};
 }
 
@@ -243,12 +285,16 @@ asio::awaitable<result<void>> sync_engine::impl::start() {
     if (!stored_device_id_) {
         if (auto s = store_.sync().set_device_id(status_.device_id); !s) co_return s.error();
     }
+    if (options_.sync_filter) filter_id_.clear();  // the stored ID is the built-in filter's
     if (filter_id_.empty()) {
         for (std::int64_t failures = 1;; ++failures) {
-            auto f = co_await api_.create_filter(options_.user_id, std::string(sync_filter));
+            auto f = co_await api_.create_filter(
+                options_.user_id, options_.sync_filter.value_or(std::string(sync_filter)));
             if (f) {
                 filter_id_ = *f;
-                if (auto s = store_.sync().set_filter_id(filter_id_); !s) co_return s.error();
+                if (!options_.sync_filter) {
+                    if (auto s = store_.sync().set_filter_id(filter_id_); !s) co_return s.error();
+                }
                 break;
             }
             if (!f.error().is_transient()) {
@@ -260,6 +306,7 @@ asio::awaitable<result<void>> sync_engine::impl::start() {
             co_await sleep(options_.sync_backoff.delay(failures, random_()));
         }
     }
+    if (auto k = co_await keys_.prepare(status_.device_id); !k) co_return k.error();
     storage::sync_batch own;
     own.at = options_.clock();
     tracker_.ensure_own_user(own);
@@ -269,7 +316,8 @@ asio::awaitable<result<void>> sync_engine::impl::start() {
     co_return result<void>{};
 }
 
-result<void> sync_engine::impl::apply_sync(const sync_response& response, bool initial) {
+result<void> sync_engine::impl::apply_sync(const sync_response& response, bool initial,
+                                           steady_clock::time_point sent) {
     storage::sync_batch batch;
     batch.at = options_.clock();
     batch.next_batch = response.next_batch;
@@ -289,8 +337,17 @@ result<void> sync_engine::impl::apply_sync(const sync_response& response, bool i
         if (auto back = restore(); !back) return back.error();
         return r.error();
     }
+    DEVLIST_FAILPOINT("sync.apply.after_commit");
     since_ = response.next_batch;
     status_.next_batch = since_;
+    key_planner::sync_report report;
+    if (response.one_time_key_counts) {
+        report.one_time_key_counts.insert(response.one_time_key_counts->begin(),
+                                          response.one_time_key_counts->end());
+    }
+    report.unused_fallback_key_types = response.unused_fallback_key_types;
+    report.sent_at = sent;
+    keys_.note_sync(report);
     ++status_.syncs;
     status_.last_sync_at = batch.at;
     log(log_level::info, "sync ", response.next_batch, initial ? " (initial)" : "", ": ",
@@ -304,6 +361,7 @@ result<void> sync_engine::impl::apply_sync(const sync_response& response, bool i
                                " malformed entries (first: " + response.drop_reasons.front() + ")"
                          : std::string());
     work_.notify_all();
+    committed_.notify_all();
     return {};
 }
 
@@ -325,16 +383,36 @@ asio::awaitable<void> sync_engine::impl::catch_up(std::string old_token, std::st
 
 asio::awaitable<result<void>> sync_engine::impl::sync_loop() {
     std::int64_t failures = 0;
+    std::int64_t hook_failures = 0;  // apart: `failures` restarts at every answer
     std::optional<std::string> rejected_token;
     for (;;) {
         bool initial = !since_;
         milliseconds timeout = initial ? 0ms : options_.sync_timeout;
+        const auto sent = steady_clock::now();
         auto r = co_await api_.sync(since_.value_or(""), filter_id_, timeout);
+        record_sync_latency(std::chrono::duration_cast<milliseconds>(steady_clock::now() - sent));
         if (r) {
             failures = 0;
             status_.phase = engine_phase::syncing;
             status_.last_error.clear();
-            if (auto a = apply_sync(*r, initial); !a) {
+            if (options_.on_sync_response) {
+                auto taken =
+                    options_.on_sync_response({since_.value_or(""), r->next_batch, r->body});
+                if (!taken) {
+                    // Not committed: since_ is unchanged, so the retry fetches this batch again.
+                    status_.last_error =
+                        "the sync hook refused a batch: " + taken.error().message();
+                    status_.phase = engine_phase::backing_off;
+                    ++hook_failures;
+                    auto wait = options_.sync_backoff.delay(hook_failures, random_());
+                    log(log_level::warning, status_.last_error, "; retrying in ",
+                        std::to_string(wait.count()), " ms");
+                    co_await sleep(wait);
+                    continue;
+                }
+                hook_failures = 0;
+            }
+            if (auto a = apply_sync(*r, initial, sent); !a) {
                 status_.last_error = a.error().message();
                 log(log_level::error, "could not store a sync batch: ", a.error().message());
                 ++failures;
@@ -354,6 +432,7 @@ asio::awaitable<result<void>> sync_engine::impl::sync_loop() {
             co_return result<void>{};  // stopping: not a failure of the server
         }
         status_.last_error = f.detail;
+        ++status_.sync_failures;
         if (f.is_unknown_token()) {
             log(log_level::warning, "the homeserver revoked the access token: ", f.detail);
             options_.access_token.reset();
@@ -440,6 +519,7 @@ asio::awaitable<void> sync_engine::impl::query_worker() {
         auto answer = co_await api_.keys_query(users, options_.query_server_timeout);
         ++status_.queries;
         if (!answer) {
+            ++status_.query_failures;
             tracker_.finish_query(tickets, {});
             ++failures;
             milliseconds wait = options_.query_backoff.delay(failures, random_());
@@ -449,6 +529,7 @@ asio::awaitable<void> sync_engine::impl::query_worker() {
             co_await sleep(wait);
             continue;
         }
+        DEVLIST_FAILPOINT("query.answer.received");
         failures = 0;
         const auto now_ms = options_.clock();
         verification_stats stats;
@@ -467,6 +548,7 @@ asio::awaitable<void> sync_engine::impl::query_worker() {
         // Backoff for servers that failed and users that were missing; success clears it.
         auto steady_now = steady_clock::now();
         for (const auto& [server, detail] : answer->failures) {
+            ++status_.query_failures_by_server[server];
             auto& state = retry_[server];
             ++state.failures;
             auto wait = options_.server_backoff.delay(state.failures, random_());
@@ -497,6 +579,7 @@ asio::awaitable<void> sync_engine::impl::query_worker() {
             continue;
         }
         tracker_.finish_query(tickets, outcome->cleared);
+        committed_.notify_all();
         status_.devices_rejected += stats.devices_rejected;
         for (const auto& e : result.security_events) {
             log(log_level::warning, "security: ", e.kind, " ", e.user_id.value_or(""),
@@ -559,10 +642,11 @@ asio::awaitable<result<void>> sync_engine::impl::run() {
             log(log_level::notice, "tracking device lists for ", options_.user_id, " on device ",
                 status_.device_id,
                 since_ ? " from sync token " + *since_ : std::string(" (first sync)"));
-            // The sync loop ends only with a fatal error; the query workers never end. `||`
-            // cancels the workers when the sync loop stops, and everything when run() itself
-            // is cancelled.
-            auto ended = co_await (sync_loop() || query_workers(options_.queries_in_flight));
+            // The sync loop ends only with a fatal error; the query workers and key
+            // maintenance never end. `||` cancels them when the sync loop stops, and
+            // everything when run() itself is cancelled.
+            auto ended = co_await (sync_loop() || query_workers(options_.queries_in_flight) ||
+                                   keys_.run());
             if (auto* r = std::get_if<0>(&ended); r && !*r) fatal = std::move(*r);
         }
     } catch (...) {
@@ -617,6 +701,44 @@ result<bool> sync_engine::untrack_user(const std::string& user_id) {
     return was;
 }
 
+std::string_view to_string(engine_phase p) {
+    switch (p) {
+        case engine_phase::starting:
+            return "starting";
+        case engine_phase::syncing:
+            return "syncing";
+        case engine_phase::backing_off:
+            return "backing_off";
+        case engine_phase::stopped:
+            return "stopped";
+    }
+    return "starting";
+}
+
+std::string_view to_string(cross_signing_state s) {
+    switch (s) {
+        case cross_signing_state::off:
+            return "off";
+        case cross_signing_state::pending:
+            return "pending";
+        case cross_signing_state::uploaded:
+            return "uploaded";
+        case cross_signing_state::managed_elsewhere:
+            return "managed_elsewhere";
+        case cross_signing_state::failed:
+            return "failed";
+    }
+    return "off";
+}
+
+void sync_engine::set_one_time_key_target(std::size_t target) {
+    impl_->keys().set_one_time_key_target(target);
+}
+
+asio::awaitable<void> sync_engine::wait_for_change(steady_clock::time_point deadline) {
+    return impl_->committed().wait_until(deadline);
+}
+
 result<void> sync_engine::refresh_user(const std::string& user_id) {
     std::size_t marked = 0;
     auto r = impl_->commit_local([&](storage::sync_batch& batch) {
@@ -625,6 +747,78 @@ result<void> sync_engine::refresh_user(const std::string& user_id) {
     if (!r) return r.error();
     if (marked == 0) return error{errc::invalid_argument, user_id + " is not tracked"};
     return {};
+}
+
+namespace {
+
+result<private_key_handout> unseal_handout(const crypto::sealing_key* key, std::string key_id,
+                                           std::string public_key,
+                                           const storage::sealed_bytes& sealed,
+                                           std::string_view context_prefix) {
+    if (key == nullptr) return error{errc::invalid_argument, "no sealing key is configured"};
+    auto secret = key->open(sealed, std::string(context_prefix) + public_key);
+    if (!secret) {
+        return error{secret.error().code, "the private part of key " + key_id +
+                                              " does not open with the sealing key: " +
+                                              secret.error().detail};
+    }
+    return private_key_handout{std::move(key_id), std::move(public_key),
+                               crypto::base64_encode(secret->span())};
+}
+
+}  // namespace
+
+result<std::optional<private_key_handout>> sync_engine::take_one_time_key(
+    const std::string& key_id) {
+    return impl_->take_one_time_key(key_id, false);
+}
+
+result<std::optional<private_key_handout>> sync_engine::take_one_time_key_by_public_key(
+    const std::string& public_key) {
+    return impl_->take_one_time_key(public_key, true);
+}
+
+result<std::optional<private_key_handout>> sync_engine::impl::take_one_time_key(
+    const std::string& which, bool by_public_key) {
+    auto& keys = store_.one_time_keys();
+    // Opened before it is taken: a key whose private part does not open stays where it is.
+    auto found = by_public_key ? keys.find_by_public_key(which) : keys.find(which);
+    if (!found) return found.error();
+    if (!*found) return std::optional<private_key_handout>{};
+    auto handout = unseal_handout(options_.sealing_key.get(), (*found)->key_id,
+                                  (*found)->public_key, (*found)->sealed_private,
+                                  seal_context::one_time_key);
+    if (!handout) return handout.error();
+    auto taken = keys.take((*found)->key_id);
+    if (!taken) return taken.error();
+    if (!*taken) return std::optional<private_key_handout>{};  // taken meanwhile
+    committed_.notify_all();
+    return std::optional<private_key_handout>(std::move(*handout));
+}
+
+result<std::vector<fallback_key_handout>> sync_engine::fallback_keys() {
+    return impl_->fallback_keys();
+}
+
+result<std::vector<fallback_key_handout>> sync_engine::impl::fallback_keys() {
+    auto& store = store_.fallback_keys();
+    auto current = store.current();
+    if (!current) return current.error();
+    auto previous = store.previous();
+    if (!previous) return previous.error();
+    std::vector<storage::fallback_key> all;
+    if (*current) all.push_back(std::move(**current));
+    for (auto& k : *previous)
+        all.push_back(std::move(k));
+    std::vector<fallback_key_handout> out;
+    for (auto& k : all) {
+        auto handout = unseal_handout(options_.sealing_key.get(), k.key_id, k.public_key,
+                                      k.sealed_private, seal_context::fallback_key);
+        if (!handout) return handout.error();
+        out.push_back({std::move(*handout), k.slot == storage::fallback_slot::current,
+                       k.state == storage::key_state::published, k.used_at, k.erase_after});
+    }
+    return out;
 }
 
 }  // namespace devlist::sync

@@ -48,6 +48,9 @@ struct sync_response {
     // field wins over org.matrix.msc2732.device_unused_fallback_key_types when both are sent.
     std::optional<std::vector<std::string>> unused_fallback_key_types;
     std::vector<to_device_event> to_device;
+    // The body as received, for the engine's sync hook (engine_options::on_sync_response);
+    // matrix_api moves it here after parsing, so keeping it costs no copy.
+    std::string body;
     // Entries dropped because they were malformed (an invalid user ID in device_lists, a
     // member event without a state_key…), with the first few reasons for the log.
     std::size_t dropped = 0;

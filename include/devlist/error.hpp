@@ -46,6 +46,10 @@ enum class errc {
 #pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
 class error_category_impl final : public boost::system::error_category {
   public:
+    // A fixed ID makes categories compare equal by ID rather than by address: libdevlist.so
+    // (hidden visibility) and the program that loads it each hold their own instance, and an
+    // error made in one must still compare equal to errc values in the other.
+    error_category_impl() noexcept : boost::system::error_category(0x6465766c69737401) {}
     const char* name() const noexcept override { return "devlist"; }
     std::string message(int ev) const override {
         switch (static_cast<errc>(ev)) {

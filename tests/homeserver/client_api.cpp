@@ -205,6 +205,10 @@ std::optional<http_reply> client_api::apply_fault(const fault_kind& fault,
                     .status = f.status, .body = f.body, .content_type = f.content_type};
             },
             [&](const fault_action::hang&) -> http_reply { return reply::hang{}; },
+            [&](const fault_action::lose_answer&) -> http_reply {
+                dispatch(request, false);
+                return reply::drop{};
+            },
             [&](const fault_action::reject_sync_token&) -> http_reply {
                 return matrix_error(400, "M_UNKNOWN", "Invalid stream token");
             },

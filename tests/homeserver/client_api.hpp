@@ -41,6 +41,7 @@ reply::answer json_answer(unsigned status, const json::value& body);
 class client_api {
   public:
     client_api(server_model& model, fault_queue& faults, server_behaviour behaviour);
+    void set_behaviour(const server_behaviour& behaviour) { behaviour_ = behaviour; }
 
     http_reply handle(const http_request& request, bool first_attempt);
 

@@ -75,9 +75,9 @@ const json::value* find_signature(const json::value& object, std::string_view si
     return it == mine.end() ? nullptr : &it->second;
 }
 
-json::value uia_challenge(const std::string& session) {
+json::value uia_challenge(const std::string& session, std::string_view stage) {
     return json::object{
-        {"flows", json::array{json::object{{"stages", json::array{"m.login.password"}}}}},
+        {"flows", json::array{json::object{{"stages", json::array{stage}}}}},
         {"params", json::object{}},
         {"session", session}};
 }
@@ -270,7 +270,7 @@ std::optional<reply::answer> client_api::check_password_auth(const json::value& 
         session = model_.start_uia_session(user_id);
     }
     const auto retry = [&](std::string_view errcode, std::string_view message) {
-        json::value body = uia_challenge(session);
+        json::value body = uia_challenge(session, behaviour_.uia_stage);
         body["completed"] = json::array{};
         body["errcode"] = errcode;
         body["error"] = message;
@@ -278,7 +278,12 @@ std::optional<reply::answer> client_api::check_password_auth(const json::value& 
     };
 
     const std::string* type = string_member(auth, "type");
-    if (!type) return json_answer(401, uia_challenge(session));  // nothing done yet
+    if (!type) return json_answer(401, uia_challenge(session, behaviour_.uia_stage));
+    if (*type != behaviour_.uia_stage) return retry("M_UNRECOGNIZED", "Unrecognised login type");
+    if (*type == "m.login.dummy") {
+        model_.finish_uia_session(session);
+        return std::nullopt;
+    }
     if (*type != "m.login.password") return retry("M_UNRECOGNIZED", "Unrecognised login type");
     const std::string* name = string_member(auth, "user");
     if (const json::value* identifier = auth.find("identifier")) {
@@ -318,7 +323,8 @@ http_reply client_api::device_signing_upload(const api_request& request) {
     if (user->master_key || behaviour_.uia_for_first_cross_signing_upload) {
         const json::value* auth = request.body.find("auth");
         if (!auth || !auth->is_object()) {
-            return json_answer(401, uia_challenge(model_.start_uia_session(user_id)));
+            return json_answer(
+                401, uia_challenge(model_.start_uia_session(user_id), behaviour_.uia_stage));
         }
         if (auto refusal = check_password_auth(*auth, user_id)) return std::move(*refusal);
     }

@@ -50,6 +50,10 @@ struct raw_response {
 // Never answer; the connection stays open until the client closes it or the server stops.
 struct hang {};
 
+// Do what the request asks, then close the connection without answering: the change is made
+// but the client never learns it (a lost answer; a retry must be safe).
+struct lose_answer {};
+
 // Answer a /sync that has a `since` token as if the token were unknown: 400 M_UNKNOWN
 // "Invalid stream token" (what Synapse answers for a token it cannot parse). A client recovers
 // with an initial sync and /keys/changes from its old token.
@@ -64,8 +68,8 @@ struct revoke_access_token {};
 using fault_kind =
     std::variant<fault_action::delay, fault_action::rate_limit, fault_action::server_error,
                  fault_action::drop_connection, fault_action::truncate_body,
-                 fault_action::raw_response, fault_action::hang, fault_action::reject_sync_token,
-                 fault_action::revoke_access_token>;
+                 fault_action::raw_response, fault_action::hang, fault_action::lose_answer,
+                 fault_action::reject_sync_token, fault_action::revoke_access_token>;
 
 struct fault {
     std::string path_prefix{};  // e.g. "/_matrix/client/v3/keys/query"; the query is ignored

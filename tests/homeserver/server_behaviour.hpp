@@ -2,6 +2,8 @@
 // allows several behaviours, so that a client can be tested against each.
 #pragma once
 
+#include <string>
+
 namespace devlist::testing {
 
 // Which field names /sync uses for the unused fallback key types.
@@ -19,6 +21,9 @@ struct server_behaviour {
     fallback_key_types_field fallback_key_types = fallback_key_types_field::both;
     // Demand UIA for the first cross-signing upload too (servers before Matrix 1.11).
     bool uia_for_first_cross_signing_upload = false;
+    // The one UIA stage the server offers: "m.login.password", "m.login.dummy", or one a bot
+    // cannot complete such as "m.login.sso" (it then never succeeds).
+    std::string uia_stage = "m.login.password";
 };
 
 }  // namespace devlist::testing

@@ -455,4 +455,9 @@ void test_homeserver::clear_faults() {
     impl_->faults.clear();
 }
 
+void test_homeserver::set_behaviour(const server_behaviour& behaviour) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->api.set_behaviour(behaviour);
+}
+
 }  // namespace devlist::testing

@@ -200,6 +200,9 @@ class test_homeserver {
     // ---- faults ----
     void inject(fault f);
     void clear_faults();
+    // Switches how the server behaves where the spec allows several ways (see
+    // server_behaviour.hpp), effective from the next request.
+    void set_behaviour(const server_behaviour& behaviour);
 
   private:
     struct impl;

@@ -122,5 +122,83 @@ TEST_F(config_test, secrets_come_from_files_and_never_appear_in_errors) {
     EXPECT_NE(missing.error().detail.find("cannot read the password file"), std::string::npos);
 }
 
+TEST_F(config_test, key_maintenance_keys_have_defaults_and_are_checked) {
+    auto c = load_config(write("devlistd.toml", minimal()));
+    ASSERT_TRUE(c);
+    EXPECT_FALSE(c->sealing_key_file);
+    EXPECT_EQ(c->one_time_key_target, 50u);
+    EXPECT_EQ(c->one_time_keys_kept, 5000u);
+    EXPECT_FALSE(c->bootstrap_cross_signing);
+
+    c = load_config(write("devlistd.toml", minimal() + "sealing_key_file = \"keys/seal\"\n"
+                                                       "one_time_key_target = 20\n"
+                                                       "one_time_keys_kept = 100\n"
+                                                       "cross_signing = \"bootstrap\"\n"));
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->sealing_key_file, dir / "keys/seal");
+    EXPECT_EQ(c->one_time_key_target, 20u);
+    EXPECT_EQ(c->one_time_keys_kept, 100u);
+    EXPECT_TRUE(c->bootstrap_cross_signing);
+
+    EXPECT_NE(refusal(minimal() + "one_time_key_target = 0\n")
+                  .find("'one_time_key_target': must be an integer from 1 to 1000"),
+              std::string::npos);
+    EXPECT_NE(refusal(minimal() + "one_time_key_target = \"50\"\n").find("'one_time_key_target'"),
+              std::string::npos);
+    EXPECT_NE(refusal(minimal() + "one_time_key_target = 60\none_time_keys_kept = 59\n")
+                  .find("'one_time_keys_kept': must be at least one_time_key_target"),
+              std::string::npos);
+    EXPECT_NE(refusal(minimal() + "cross_signing = \"on\"\n")
+                  .find("'cross_signing': must be \"off\" or \"bootstrap\""),
+              std::string::npos);
+}
+
+TEST_F(config_test, socket_keys_have_defaults_and_are_checked) {
+    auto c = load_config(write("devlistd.toml", minimal()));
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_FALSE(c->socket);  // devlistd then uses /run/devlistd/devlistd.sock
+    EXPECT_EQ(c->socket_mode, 0660u);
+    EXPECT_FALSE(c->socket_group);
+    EXPECT_TRUE(c->allowed_uids.empty());
+    EXPECT_TRUE(c->allowed_gids.empty());
+    EXPECT_FALSE(c->key_access_uids);  // absent: the daemon's own uid alone
+    EXPECT_FALSE(c->key_access_gids);
+
+    c = load_config(write("devlistd.toml", minimal() + "socket = \"run/api.sock\"\n"
+                                                       "socket_mode = \"0600\"\n"
+                                                       "socket_group = \"devlist\"\n"
+                                                       "allowed_uids = [1000, 0]\n"
+                                                       "allowed_gids = [100]\n"
+                                                       "key_access_uids = []\n"
+                                                       "key_access_gids = [4294967294]\n"));
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->socket, dir / "run/api.sock");
+    EXPECT_EQ(c->socket_mode, 0600u);
+    EXPECT_EQ(c->socket_group, "devlist");
+    EXPECT_EQ(c->allowed_uids, (std::vector<std::uint32_t>{1000, 0}));
+    EXPECT_EQ(c->allowed_gids, std::vector<std::uint32_t>{100});
+    ASSERT_TRUE(c->key_access_uids);
+    EXPECT_TRUE(c->key_access_uids->empty());  // set, empty: nobody takes keys
+    EXPECT_EQ(c->key_access_gids, std::vector<std::uint32_t>{4294967294u});
+
+    for (const char* mode : {"660x", "0888", "66", "01777", "0460"}) {
+        EXPECT_NE(refusal(minimal() + "socket_mode = \"" + mode + "\"\n").find("'socket_mode'"),
+                  std::string::npos)
+            << mode;
+    }
+    EXPECT_NE(refusal(minimal() + "socket_mode = 660\n").find("'socket_mode': must be a string"),
+              std::string::npos);
+    EXPECT_NE(refusal(minimal() + "allowed_uids = 1000\n").find("'allowed_uids': must be an array"),
+              std::string::npos);
+    for (const char* ids : {"[-1]", "[4294967295]", "[\"bot\"]", "[1.5]"}) {
+        EXPECT_NE(refusal(minimal() + "key_access_uids = " + ids + "\n")
+                      .find("'key_access_uids': must hold integers"),
+                  std::string::npos)
+            << ids;
+    }
+    EXPECT_NE(refusal(minimal() + "socket = \"\"\n").find("'socket': must not be empty"),
+              std::string::npos);
+}
+
 }  // namespace
 }  // namespace devlist::daemon

@@ -113,15 +113,17 @@ TEST_F(OneTimeKeyStoreTest, TakeByIdReturnsTheKeyAndDeletesIt) {
     EXPECT_EQ(pending_ids(), std::vector<std::string>{"k1"});
 }
 
-TEST_F(OneTimeKeyStoreTest, TakeByPublicKeyReturnsTheKeyAndDeletesIt) {
+TEST_F(OneTimeKeyStoreTest, FindByPublicKeyThenTakeDeletesTheKey) {
     add({key("a"), key("b")});
     const std::vector<std::string> all{"k1", "k2"};
     must(db().one_time_keys().mark_published(all, 200));
-    auto taken = must(db().one_time_keys().take_by_public_key("pub-a"));
-    ASSERT_TRUE(taken);
-    EXPECT_EQ(taken->key_id, "k1");
-    EXPECT_EQ(taken->state, key_state::published);
-    EXPECT_EQ(must(db().one_time_keys().take_by_public_key("pub-a")), std::nullopt);
+    auto found = must(db().one_time_keys().find_by_public_key("pub-a"));
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->key_id, "k1");
+    EXPECT_EQ(found->state, key_state::published);
+    EXPECT_EQ(must(db().one_time_keys().find_by_public_key("pub-unknown")), std::nullopt);
+    ASSERT_TRUE(must(db().one_time_keys().take("k1")));
+    EXPECT_EQ(must(db().one_time_keys().find_by_public_key("pub-a")), std::nullopt);
     EXPECT_EQ(must(db().one_time_keys().count(key_state::published)), 1);
 }
 
