@@ -30,6 +30,7 @@
 #include "daemon/socket_server.hpp"
 #include "storage/store.hpp"
 #include "sync/http_client.hpp"
+#include "sync/sealing_key_file.hpp"
 #include "sync/sync_engine.hpp"
 #include "sync/url.hpp"
 
@@ -68,38 +69,6 @@ asio::awaitable<result<void>> run_daemon(sync::sync_engine* engine, daemon::sock
     co_return result<void>{};
 }
 
-// The key that seals private keys at rest: the configured file, or "<database>.key", which is
-// created on the first start only — a database that already holds sealed keys without its key
-// is an error, never a reason to make a new key.
-result<std::shared_ptr<const crypto::sealing_key>> load_sealing_key(const daemon::config& cfg,
-                                                                    storage::store& store,
-                                                                    const sync::log_function& log) {
-    std::filesystem::path path = cfg.sealing_key_file.value_or(cfg.database.string() + ".key");
-    std::error_code ec;
-    if (std::filesystem::exists(path, ec)) {
-        auto key = crypto::sealing_key::load_file(path);
-        if (!key) return error{errc::invalid_argument, "sealing_key_file: " + key.error().detail};
-        return std::make_shared<const crypto::sealing_key>(std::move(*key));
-    }
-    if (cfg.sealing_key_file) {
-        return error{errc::invalid_argument,
-                     "sealing_key_file: " + path.string() + " does not exist"};
-    }
-    auto identity = store.account().load();
-    if (!identity) return identity.error();
-    if (*identity) {
-        return error{errc::invalid_argument,
-                     "the database holds sealed private keys but their sealing key " +
-                         path.string() +
-                         " is missing — restore it from the backup of the database"};
-    }
-    auto key = crypto::sealing_key::generate();
-    if (auto w = key.write_new_file(path); !w) return w.error();
-    log(sync::log_level::notice, "created the sealing key " + path.string() +
-                                     " (mode 0600); back it up together with the database");
-    return std::make_shared<const crypto::sealing_key>(std::move(key));
-}
-
 int run(const daemon::command_line& command, const daemon::config& cfg) {
     // Shared with the log function, which reads it at every line: SIGHUP changes it.
     auto level = std::make_shared<sync::log_level>(daemon::to_log_level(cfg.log_level));
@@ -131,7 +100,7 @@ int run(const daemon::command_line& command, const daemon::config& cfg) {
 
     auto store = storage::store::open(cfg.database);
     if (!store) return fail("cannot open the database: " + store.error().message(), 1);
-    auto sealing = load_sealing_key(cfg, *store, log);
+    auto sealing = sync::load_or_create_sealing_key(cfg.sealing_key_file, cfg.database, *store, log);
     if (!sealing) {
         return fail(sealing.error().detail,
                     sealing.error() == errc::invalid_argument ? exit_config : 1);

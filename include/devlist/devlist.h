@@ -81,7 +81,8 @@ DEVLIST_API void devlist_free_string(char* s);
 DEVLIST_API char* devlist_status(devlist_handle* d, char** error);
 /* The status once the engine committed its first /sync batch since devlist_start(), or at the
  * timeout, or when the engine stopped: "sync"."syncs" and "phase" say which. Until the first
- * sync the engine knows only what its database held. */
+ * sync the engine knows only what its database held. On a database that synced before, the first
+ * sync is a long-poll: it comes when something happened, or after sync_timeout_ms. */
 DEVLIST_API char* devlist_wait_for_sync(devlist_handle* d, int64_t timeout_ms, char** error);
 /* GET /v1/users/{user_id}/devices; with fresh != 0, waits up to timeout_ms until the list is
  * fresh ("outdated" says whether it is). */

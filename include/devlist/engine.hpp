@@ -164,7 +164,9 @@ class DEVLIST_API engine {
     devlist::status status() const;  // never fails: the cursor is 0 if the database cannot say
     // The status once this run committed its first /sync batch, or at the timeout, or when run()
     // ended; `syncs` and `phase` say which. Until then the engine knows only what the database
-    // held (a new database: not even which users share encrypted rooms).
+    // held (a new database: not even which users share encrypted rooms). On a database that
+    // synced before, the first sync is a long-poll: it comes when something happened, or after
+    // sync_timeout.
     boost::asio::awaitable<devlist::status> wait_for_sync(std::chrono::milliseconds timeout);
 
     // A user's devices as stored now; for a user who is not tracked (or not yet fetched) the

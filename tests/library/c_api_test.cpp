@@ -117,6 +117,15 @@ TEST_F(c_api_test, a_started_engine_answers_with_the_socket_apis_json) {
     create();
     start();
     EXPECT_EQ(devlist_is_running(d), 1);
+    owned_string sync_error;
+    owned_string synced(devlist_wait_for_sync(d, 10000, sync_error.out()));
+    ASSERT_TRUE(synced) << sync_error.str();
+    EXPECT_GE(parsed(synced)["sync"]["syncs"].as_integer(), 1);
+    // After the first sync the bot knows Alice shares an encrypted room: no need to track her.
+    owned_string listed(devlist_devices(d, alice, 1, 10000, sync_error.out()));
+    ASSERT_TRUE(listed) << sync_error.str();
+    EXPECT_EQ(parsed(listed)["reasons"].as_array().size(), 1u);
+    EXPECT_EQ(parsed(listed)["reasons"].as_array()[0].as_string(), "encrypted_room");
     auto devices = fresh_alice();
     EXPECT_EQ(devices["outdated"].as_bool(), false);
     ASSERT_EQ(devices["devices"].as_array().size(), 1u);

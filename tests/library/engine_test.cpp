@@ -102,11 +102,9 @@ class engine_test : public library_fixture {
 
     // A member of a shared room is tracked once the first sync is in; then waits for the list.
     std::optional<user_devices> fresh_devices_of(const std::string& user) {
-        if (!run_until([&] {
-                auto d = engine->devices(user);
-                return d && d->tracked;
-            })) {
-            ADD_FAILURE() << user << " is not tracked";
+        auto synced = await(engine->wait_for_sync(10s));
+        if (!synced || synced->syncs == 0) {
+            ADD_FAILURE() << "no sync";
             return std::nullopt;
         }
         auto r = await(engine->fresh_devices(user, {10s}));
@@ -338,6 +336,28 @@ TEST_F(engine_test, a_claimed_one_time_key_is_handed_out_once_with_its_private_h
     ASSERT_FALSE(fallback->empty());
     EXPECT_TRUE(fallback->front().current);
     EXPECT_FALSE(fallback->front().private_key.empty());
+}
+
+TEST_F(engine_test, waiting_for_the_first_sync_ends_at_the_timeout_or_when_run_ends) {
+    create(config());
+    auto not_started = await(engine->wait_for_sync(100ms));
+    ASSERT_TRUE(not_started);
+    EXPECT_EQ(not_started->syncs, 0u);
+    EXPECT_EQ(not_started->phase, engine_phase::starting);
+    engine.reset();
+
+    auto c = config();
+    c.password.file.reset();
+    c.password.value = "wrong";
+    create(c);
+    start();
+    const auto before = std::chrono::steady_clock::now();
+    auto refused = await(engine->wait_for_sync(60s));
+    ASSERT_TRUE(refused);
+    EXPECT_LT(std::chrono::steady_clock::now() - before, 30s);  // not the timeout
+    EXPECT_EQ(refused->syncs, 0u);
+    EXPECT_EQ(refused->phase, engine_phase::stopped);
+    EXPECT_NE(refused->last_error.find("password login failed"), std::string::npos);
 }
 
 TEST_F(engine_test, a_refused_password_ends_run_with_the_reason) {
