@@ -100,7 +100,8 @@ int run(const daemon::command_line& command, const daemon::config& cfg) {
 
     auto store = storage::store::open(cfg.database);
     if (!store) return fail("cannot open the database: " + store.error().message(), 1);
-    auto sealing = sync::load_or_create_sealing_key(cfg.sealing_key_file, cfg.database, *store, log);
+    auto sealing =
+        sync::load_or_create_sealing_key(cfg.sealing_key_file, cfg.database, *store, log);
     if (!sealing) {
         return fail(sealing.error().detail,
                     sealing.error() == errc::invalid_argument ? exit_config : 1);

@@ -31,9 +31,8 @@ std::string stored_key_id(std::int64_t counter) {
 }  // namespace
 
 key_maintainer::key_maintainer(storage::store& store, matrix_api& api,
-                               const engine_options& options, log_function log,
-                               key_status& status, wakeup& changed,
-                               std::function<void()> own_keys_changed)
+                               const engine_options& options, log_function log, key_status& status,
+                               wakeup& changed, std::function<void()> own_keys_changed)
     : store_(store),
       api_(api),
       options_(options),
@@ -71,10 +70,10 @@ asio::awaitable<result<void>> key_maintainer::prepare(std::string device_id) {
     auto stored = store_.account().load();
     if (!stored) co_return stored.error();
     if (*stored && (*stored)->device_id != device_id) {
-        co_return error{errc::invalid_argument,
-                        "the database holds the identity of device " + (*stored)->device_id +
-                            ", not of device " + device_id +
-                            " — use another database for another device"};
+        co_return error{errc::invalid_argument, "the database holds the identity of device " +
+                                                    (*stored)->device_id + ", not of device " +
+                                                    device_id +
+                                                    " — use another database for another device"};
     }
 
     // The server's copy of the own device and master key. Retried while unreachable: nothing
@@ -136,8 +135,8 @@ asio::awaitable<result<void>> key_maintainer::prepare(std::string device_id) {
                           on_server->curve25519 != record.curve25519_public)) {
             co_return error{
                 errc::invalid_argument,
-                "the homeserver has other identity keys for device " + device_id +
-                    " (ed25519 " + on_server->ed25519 + ", curve25519 " + on_server->curve25519 +
+                "the homeserver has other identity keys for device " + device_id + " (ed25519 " +
+                    on_server->ed25519 + ", curve25519 " + on_server->curve25519 +
                     ") than this database (ed25519 " + record.ed25519_public + ", curve25519 " +
                     record.curve25519_public +
                     ") — another client uses this device ID. devlistd stops rather than "
@@ -149,8 +148,8 @@ asio::awaitable<result<void>> key_maintainer::prepare(std::string device_id) {
             if (auto r = store_.account().mark_device_keys_uploaded(); !r) co_return r.error();
             identity_uploaded_ = true;
         } else if (!on_server && identity_uploaded_) {
-            log(log_level::warning, "the homeserver lost the identity keys of device " +
-                                        device_id + "; uploading the same keys again");
+            log(log_level::warning, "the homeserver lost the identity keys of device " + device_id +
+                                        "; uploading the same keys again");
             identity_uploaded_ = false;
         }
     }
@@ -183,9 +182,8 @@ asio::awaitable<void> key_maintainer::run() {
         auto wait = options_.upload_backoff.delay(failures, random_());
         if (retry_after_) wait = std::max(wait, *retry_after_);
         retry_after_.reset();
-        log(log_level::warning,
-            "key maintenance: " + next.error().detail + "; retrying in " +
-                std::to_string(wait.count()) + " ms");
+        log(log_level::warning, "key maintenance: " + next.error().detail + "; retrying in " +
+                                    std::to_string(wait.count()) + " ms");
         co_await sleep(wait);
     }
 }
@@ -254,8 +252,8 @@ asio::awaitable<result<void>> key_maintainer::maintain_fallback_key(clock_point&
         DEVLIST_FAILPOINT("keys.fallback.after_persist");
         current = std::optional<storage::fallback_key>(std::move(*added));
         log(log_level::info, std::string(step == key_planner::fallback_step::create
-                                              ? "created fallback key "
-                                              : "rotating the fallback key: new key ") +
+                                             ? "created fallback key "
+                                             : "rotating the fallback key: new key ") +
                                  (*current)->key_id);
     }
     if (*current && (*current)->state == storage::key_state::pending) {
@@ -355,8 +353,12 @@ void key_maintainer::record_conflict(const std::string& key_id, const std::strin
     json::value detail = json::object{{"key_id", key_id},
                                       {"error", message.substr(0, 500)},
                                       {"discarded", discarded && *discarded}};
-    storage::security_event event{0, now, "one_time_key_conflict", options_.user_id,
-                                  identity_->device_id, json::to_canonical(detail)};
+    storage::security_event event{0,
+                                  now,
+                                  "one_time_key_conflict",
+                                  options_.user_id,
+                                  identity_->device_id,
+                                  json::to_canonical(detail)};
     if (auto r = store_.security().append(event); !r) {
         log(log_level::error, "could not record a one-time key conflict: " + r.error().message());
     }
@@ -366,7 +368,8 @@ void key_maintainer::record_conflict(const std::string& key_id, const std::strin
     }
     changed_.notify_all();
     log(log_level::error, "the homeserver refused one-time key " + key_id +
-                              ": it already has another key with that ID (" + message.substr(0, 200) +
+                              ": it already has another key with that ID (" +
+                              message.substr(0, 200) +
                               "); the key was dropped and the others are retried after backoff");
 }
 
@@ -394,8 +397,9 @@ asio::awaitable<api_result<void>> key_maintainer::upload_cross_signing(const std
             offered += (offered.empty() ? "" : ", ") + stages;
         }
         api_failure f = r.error();
-        f.detail = "the homeserver asks for authentication devlistd cannot give (flows: " +
-                   offered + (options_.password ? ")" : "; no password_file is configured)");
+        f.detail =
+            "the homeserver asks for authentication devlistd cannot give (flows: " + offered +
+            (options_.password ? ")" : "; no password_file is configured)");
         co_return f;
     }
     const std::vector<std::string> stages = *flow;
@@ -480,17 +484,16 @@ asio::awaitable<result<void>> key_maintainer::maintain_cross_signing() {
         auto failures = co_await api_.signatures_upload(std::move(*body));
         if (!failures) co_return upload_failed(failures.error());
         if (!failures->empty()) {
-            co_return error{errc::io_error,
-                            "the homeserver refused the own device's signature: " +
-                                failures->front()};
+            co_return error{errc::io_error, "the homeserver refused the own device's signature: " +
+                                                failures->front()};
         }
         if (auto m = store_.account().mark_device_signature_uploaded(); !m) co_return m.error();
         device_signature_uploaded_ = true;
         ++status_.uploads;
         changed_.notify_all();
         if (own_keys_changed_) own_keys_changed_();
-        log(log_level::notice, "signed device " + identity_->device_id +
-                                   " with the self-signing key");
+        log(log_level::notice,
+            "signed device " + identity_->device_id + " with the self-signing key");
     }
     status_.cross_signing = cross_signing_state::uploaded;
     co_return result<void>{};
@@ -512,8 +515,8 @@ result<void> key_maintainer::refresh_status() {
         status_.fallback_published = (*current)->state == storage::key_state::published;
     }
     if (!options_.bootstrap_cross_signing) {
-        status_.cross_signing = server_master_key_ ? cross_signing_state::managed_elsewhere
-                                                   : cross_signing_state::off;
+        status_.cross_signing =
+            server_master_key_ ? cross_signing_state::managed_elsewhere : cross_signing_state::off;
     }
     return {};
 }

@@ -36,8 +36,8 @@ class key_maintainer {
   public:
     // All references must outlive the maintainer. `changed` is notified after each commit;
     // `own_keys_changed` is called after the own identity keys, cross-signing keys or the own
-    // device's signature were uploaded (the own user's device list must be fetched again: servers do
-    // not announce a change a device made itself).
+    // device's signature were uploaded (the own user's device list must be fetched again: servers
+    // do not announce a change a device made itself).
     key_maintainer(storage::store& store, matrix_api& api, const engine_options& options,
                    log_function log, key_status& status, wakeup& changed,
                    std::function<void()> own_keys_changed);

@@ -57,7 +57,8 @@ class key_planner {
     // What to do with the fallback key: create the first one, upload a pending one, rotate a
     // used or old one (`rotation` after its publication), or nothing.
     fallback_step fallback_next(const std::optional<storage::fallback_key>& current,
-                                storage::timestamp_ms now, std::chrono::milliseconds rotation) const;
+                                storage::timestamp_ms now,
+                                std::chrono::milliseconds rotation) const;
 
     std::size_t target() const noexcept { return target_; }
     void set_target(std::size_t target) noexcept { target_ = target; }

@@ -83,8 +83,8 @@ class matrix_api {
     boost::asio::awaitable<api_result<std::map<std::string, std::int64_t>>> keys_upload(
         std::string body);
     // POST /keys/device_signing/upload; `auth` (a JSON object) is added to the body when given.
-    boost::asio::awaitable<api_result<void>> device_signing_upload(
-        std::string body, std::optional<std::string> auth);
+    boost::asio::awaitable<api_result<void>> device_signing_upload(std::string body,
+                                                                   std::optional<std::string> auth);
     // POST /keys/signatures/upload; the failures the server reported (empty: all accepted).
     boost::asio::awaitable<api_result<std::vector<std::string>>> signatures_upload(
         std::string body);

@@ -67,12 +67,11 @@ new_identity create_identity(std::string user_id, std::string device_id,
     record.device_id = device_id;
     record.ed25519_public = signing.public_key().to_base64();
     record.curve25519_public = exchange.public_key().to_base64();
-    record.ed25519_sealed =
-        sealing.seal(signing.seed().span(), context(seal_context::identity_ed25519,
-                                                    record.ed25519_public));
+    record.ed25519_sealed = sealing.seal(
+        signing.seed().span(), context(seal_context::identity_ed25519, record.ed25519_public));
     record.curve25519_sealed =
-        sealing.seal(exchange.secret().span(), context(seal_context::identity_curve25519,
-                                                       record.curve25519_public));
+        sealing.seal(exchange.secret().span(),
+                     context(seal_context::identity_curve25519, record.curve25519_public));
     record.created_at = now;
     return {std::move(record),
             {std::move(user_id), std::move(device_id), std::move(signing), std::move(exchange)}};
@@ -86,9 +85,9 @@ result<device_identity_keys> open_identity(const storage::account_identity& reco
                                  e.detail +
                                  ") — use the sealing key this database was created with"};
     };
-    auto signing = open_ed25519(record.ed25519_sealed,
-                                context(seal_context::identity_ed25519, record.ed25519_public),
-                                sealing);
+    auto signing =
+        open_ed25519(record.ed25519_sealed,
+                     context(seal_context::identity_ed25519, record.ed25519_public), sealing);
     if (!signing) return refuse(signing.error());
     auto secret = sealing.open(record.curve25519_sealed, context(seal_context::identity_curve25519,
                                                                  record.curve25519_public));
@@ -109,9 +108,10 @@ std::string signed_device_keys(const device_identity_keys& identity) {
         {"user_id", identity.user_id},
         {"device_id", identity.device_id},
         {"algorithms", json::array{std::string(olm_algorithm), std::string(megolm_algorithm)}},
-        {"keys", json::object{{"curve25519:" + identity.device_id,
-                               identity.exchange.public_key().to_base64()},
-                              {device_key_id(identity), identity.signing.public_key().to_base64()}}},
+        {"keys",
+         json::object{
+             {"curve25519:" + identity.device_id, identity.exchange.public_key().to_base64()},
+             {device_key_id(identity), identity.signing.public_key().to_base64()}}},
     };
     crypto::sign_json(keys, identity.user_id, device_key_id(identity), identity.signing);
     return json::to_canonical(keys);
@@ -127,10 +127,10 @@ storage::new_key make_signed_curve25519_key(const device_identity_keys& identity
     if (fallback) object["fallback"] = true;
     crypto::sign_json(object, identity.user_id, device_key_id(identity), identity.signing);
     key.signed_json = json::to_canonical(object);
-    key.sealed_private = sealing.seal(
-        pair.secret().span(),
-        context(fallback ? seal_context::fallback_key : seal_context::one_time_key,
-                key.public_key));
+    key.sealed_private =
+        sealing.seal(pair.secret().span(),
+                     context(fallback ? seal_context::fallback_key : seal_context::one_time_key,
+                             key.public_key));
     return key;
 }
 
@@ -159,8 +159,8 @@ std::string fallback_key_upload_body(const storage::fallback_key& key) {
     const std::pair<std::string, std::string> entry[] = {
         {key.algorithm + ':' + key.key_id, key.signed_json}};
     const std::string keys = splice_object(entry);
-    const std::pair<std::string, std::string> body[] = {
-        {"fallback_keys", keys}, {"org.matrix.msc2732.fallback_keys", keys}};
+    const std::pair<std::string, std::string> body[] = {{"fallback_keys", keys},
+                                                        {"org.matrix.msc2732.fallback_keys", keys}};
     return splice_object(body);
 }
 
@@ -218,9 +218,9 @@ std::string cross_signing_upload_body(std::span<const storage::own_cross_signing
     return splice_object(members);
 }
 
-result<std::string> device_signature_upload_body(
-    const device_identity_keys& identity, const storage::own_cross_signing_key& self_signing,
-    const crypto::sealing_key& sealing) {
+result<std::string> device_signature_upload_body(const device_identity_keys& identity,
+                                                 const storage::own_cross_signing_key& self_signing,
+                                                 const crypto::sealing_key& sealing) {
     auto key = open_ed25519(self_signing.sealed_private, seal_context_of(self_signing), sealing);
     if (!key) {
         return error{key.error().code,

@@ -32,8 +32,8 @@ result<std::map<std::string, std::int64_t>> parse_keys_upload_response(std::stri
     std::map<std::string, std::int64_t> out;
     for (const auto& [algorithm, count] : counts->as_object()) {
         if (!count.is_integer() || count.as_integer() < 0) {
-            return error{errc::json_type, "one_time_key_counts." + algorithm +
-                                              " is not a non-negative integer"};
+            return error{errc::json_type,
+                         "one_time_key_counts." + algorithm + " is not a non-negative integer"};
         }
         out.emplace(algorithm, count.as_integer());
     }

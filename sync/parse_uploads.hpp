@@ -20,10 +20,10 @@ result<std::map<std::string, std::int64_t>> parse_keys_upload_response(std::stri
 
 // A 401 answer that asks for User-Interactive Auth.
 struct uia_challenge {
-    std::string session;                           // empty if the server gave none
-    std::vector<std::vector<std::string>> flows;   // each flow's stages
+    std::string session;                          // empty if the server gave none
+    std::vector<std::vector<std::string>> flows;  // each flow's stages
     std::vector<std::string> completed;
-    std::optional<std::string> errcode;            // set when a stage was tried and failed
+    std::optional<std::string> errcode;  // set when a stage was tried and failed
     std::string error;
 };
 // nullopt unless body is an object with a "flows" array of objects with "stages" string arrays.

@@ -16,12 +16,12 @@
 #include "crypto/base64.hpp"
 #include "crypto/json_value.hpp"
 #include "devlist/failpoint.hpp"
-#include "sync/own_keys.hpp"
 #include "sync/device_list_tracker.hpp"
 #include "sync/key_maintenance.hpp"
 #include "sync/key_verifier.hpp"
 #include "sync/matrix_api.hpp"
 #include "sync/matrix_ids.hpp"
+#include "sync/own_keys.hpp"
 #include "sync/parse_context.hpp"
 #include "sync/wakeup.hpp"
 
@@ -128,7 +128,6 @@ class sync_engine::impl {
     result<std::vector<fallback_key_handout>> fallback_keys();
 
   private:
-
     template <class... Parts>
     void log(log_level level, const Parts&... parts) {
         if (!log_) return;
@@ -645,8 +644,8 @@ asio::awaitable<result<void>> sync_engine::impl::run() {
             // The sync loop ends only with a fatal error; the query workers and key
             // maintenance never end. `||` cancels them when the sync loop stops, and
             // everything when run() itself is cancelled.
-            auto ended = co_await (sync_loop() || query_workers(options_.queries_in_flight) ||
-                                   keys_.run());
+            auto ended =
+                co_await (sync_loop() || query_workers(options_.queries_in_flight) || keys_.run());
             if (auto* r = std::get_if<0>(&ended); r && !*r) fatal = std::move(*r);
         }
     } catch (...) {
@@ -758,9 +757,9 @@ result<private_key_handout> unseal_handout(const crypto::sealing_key* key, std::
     if (key == nullptr) return error{errc::invalid_argument, "no sealing key is configured"};
     auto secret = key->open(sealed, std::string(context_prefix) + public_key);
     if (!secret) {
-        return error{secret.error().code, "the private part of key " + key_id +
-                                              " does not open with the sealing key: " +
-                                              secret.error().detail};
+        return error{secret.error().code,
+                     "the private part of key " + key_id +
+                         " does not open with the sealing key: " + secret.error().detail};
     }
     return private_key_handout{std::move(key_id), std::move(public_key),
                                crypto::base64_encode(secret->span())};
@@ -785,9 +784,9 @@ result<std::optional<private_key_handout>> sync_engine::impl::take_one_time_key(
     auto found = by_public_key ? keys.find_by_public_key(which) : keys.find(which);
     if (!found) return found.error();
     if (!*found) return std::optional<private_key_handout>{};
-    auto handout = unseal_handout(options_.sealing_key.get(), (*found)->key_id,
-                                  (*found)->public_key, (*found)->sealed_private,
-                                  seal_context::one_time_key);
+    auto handout =
+        unseal_handout(options_.sealing_key.get(), (*found)->key_id, (*found)->public_key,
+                       (*found)->sealed_private, seal_context::one_time_key);
     if (!handout) return handout.error();
     auto taken = keys.take((*found)->key_id);
     if (!taken) return taken.error();

@@ -13,9 +13,9 @@
 
 #include <array>
 #include <chrono>
-#include <map>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -74,7 +74,8 @@ struct engine_options {
     std::chrono::milliseconds fallback_keep_previous{3600 * 1000};
     // Create and upload cross-signing keys when the account has none.
     bool bootstrap_cross_signing = false;
-    backoff_policy upload_backoff{std::chrono::milliseconds(2000), std::chrono::milliseconds(300000)};
+    backoff_policy upload_backoff{std::chrono::milliseconds(2000),
+                                  std::chrono::milliseconds(300000)};
 
     // ---- for a bot that embeds the engine (include/devlist/engine.hpp) ----
     // Called on the io thread after each successful /sync and before its batch is applied, so
@@ -104,14 +105,14 @@ std::string_view to_string(cross_signing_state s);
 
 struct key_status {
     bool identity_uploaded = false;
-    std::string ed25519;     // the own device's identity keys (public)
+    std::string ed25519;  // the own device's identity keys (public)
     std::string curve25519;
     std::int64_t one_time_keys_on_server = 0;  // signed_curve25519, as last reported
     std::size_t one_time_key_target = 0;
-    std::int64_t one_time_keys_pending = 0;     // generated, upload not confirmed
-    std::uint64_t one_time_keys_uploaded = 0;   // since start
-    std::uint64_t one_time_key_conflicts = 0;   // 400 "already exists" since start
-    bool fallback_supported = false;            // the server reports unused fallback key types
+    std::int64_t one_time_keys_pending = 0;      // generated, upload not confirmed
+    std::uint64_t one_time_keys_uploaded = 0;    // since start
+    std::uint64_t one_time_key_conflicts = 0;    // 400 "already exists" since start
+    bool fallback_supported = false;             // the server reports unused fallback key types
     std::optional<std::string> fallback_key_id;  // the current fallback key
     bool fallback_published = false;
     cross_signing_state cross_signing = cross_signing_state::off;
@@ -121,8 +122,8 @@ struct key_status {
 };
 
 // Upper bounds (ms) of the sync latency histogram buckets; a last bucket counts the rest.
-inline constexpr std::int64_t sync_latency_bounds_ms[] = {100,   250,   500,   1000,  2500,
-                                                          5000,  10000, 30000, 60000};
+inline constexpr std::int64_t sync_latency_bounds_ms[] = {100,  250,   500,   1000, 2500,
+                                                          5000, 10000, 30000, 60000};
 
 enum class engine_phase { starting, syncing, backing_off, stopped };
 // "starting", "syncing", "backing_off", "stopped".

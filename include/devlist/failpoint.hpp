@@ -17,11 +17,11 @@
 
 #if defined(DEVLIST_FAILPOINTS) && DEVLIST_FAILPOINTS
 
+#include <unistd.h>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <string>
-#include <unistd.h>
 
 namespace devlist::detail {
 

@@ -191,7 +191,8 @@ TEST_F(key_crash_test, killed_after_the_server_took_the_keys_but_before_recordin
     const auto after = requests_to(keys_upload);
     std::optional<std::string> first_upload;
     for (const auto& r : before) {
-        if (r.request_body.find("one_time_keys") != std::string::npos) first_upload = r.request_body;
+        if (r.request_body.find("one_time_keys") != std::string::npos)
+            first_upload = r.request_body;
     }
     ASSERT_TRUE(first_upload);
     bool resent = false;
@@ -245,8 +246,8 @@ TEST_F(key_crash_test, killed_around_the_cross_signing_upload) {
     ASSERT_TRUE(on_server);
     EXPECT_TRUE(on_server->find("keys")->find("ed25519:" + master));
     const auto before = requests_to(device_signing).size();
-    ASSERT_NO_FATAL_FAILURE(run_until_logged({"uploaded the cross-signing keys",
-                                              "signed device BOTDEVICE with the self-signing key"}));
+    ASSERT_NO_FATAL_FAILURE(run_until_logged(
+        {"uploaded the cross-signing keys", "signed device BOTDEVICE with the self-signing key"}));
     const auto after = requests_to(device_signing);
     ASSERT_EQ(after.size(), before + 1);
     EXPECT_EQ(after.back().status, 200u);
@@ -283,7 +284,8 @@ TEST_F(key_crash_test, the_sealing_key_is_created_once_and_a_missing_or_wrong_on
     e = wrong.wait_exit(clock::now() + patience);
     ASSERT_TRUE(e);
     EXPECT_TRUE(e->exited_with(1)) << *e;
-    EXPECT_NE(wrong.output().find("do not open with the configured sealing key"), std::string::npos);
+    EXPECT_NE(wrong.output().find("do not open with the configured sealing key"),
+              std::string::npos);
 
     // The right key, configured explicitly, works again.
     write_config("sealing_key_file = \"saved.key\"\n");

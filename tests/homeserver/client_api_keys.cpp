@@ -76,10 +76,9 @@ const json::value* find_signature(const json::value& object, std::string_view si
 }
 
 json::value uia_challenge(const std::string& session, std::string_view stage) {
-    return json::object{
-        {"flows", json::array{json::object{{"stages", json::array{stage}}}}},
-        {"params", json::object{}},
-        {"session", session}};
+    return json::object{{"flows", json::array{json::object{{"stages", json::array{stage}}}}},
+                        {"params", json::object{}},
+                        {"session", session}};
 }
 
 json::value signature_failure(std::string_view errcode, std::string_view message) {

@@ -57,8 +57,8 @@ class engine_fixture : public ::testing::Test {
         options.query_backoff = {std::chrono::milliseconds(20), std::chrono::milliseconds(200)};
         options.server_backoff = {std::chrono::milliseconds(100), std::chrono::milliseconds(400)};
         options.upload_backoff = {std::chrono::milliseconds(20), std::chrono::milliseconds(200)};
-        options.sealing_key = std::make_shared<const crypto::sealing_key>(
-            crypto::sealing_key::generate());
+        options.sealing_key =
+            std::make_shared<const crypto::sealing_key>(crypto::sealing_key::generate());
     }
 
     void TearDown() override {

@@ -208,11 +208,11 @@ TEST_F(key_maintenance_test, a_conflicting_key_id_is_reported_dropped_and_not_re
     // fallback key, created first, takes AAAAAQ from the same counter).
     auto other = hs.login(bot, device);
     testing::http_test_client client(hs.port());
-    auto put = client.post(std::string(keys_upload),
-                           json::object{{"one_time_keys",
-                                         json::object{{"signed_curve25519:AAAAAg",
-                                                       json::object{{"key", "c29tZW9uZSBlbHNl"}}}}}},
-                           other.access_token);
+    auto put = client.post(
+        std::string(keys_upload),
+        json::object{{"one_time_keys", json::object{{"signed_curve25519:AAAAAg",
+                                                     json::object{{"key", "c29tZW9uZSBlbHNl"}}}}}},
+        other.access_token);
     ASSERT_EQ(put.status, 200u);
     start();
     ASSERT_TRUE(run_until([&] { return keys().one_time_key_conflicts == 1 && settled(); }));
@@ -290,9 +290,8 @@ TEST_F(key_maintenance_test, no_fallback_key_where_the_server_does_not_support_t
     b.fallback_key_types = testing::fallback_key_types_field::neither;
     hs.set_behaviour(b);
     start();
-    ASSERT_TRUE(run_until([&] {
-        return engine->status().syncs > 1 && keys().one_time_keys_on_server == 50;
-    }));
+    ASSERT_TRUE(run_until(
+        [&] { return engine->status().syncs > 1 && keys().one_time_keys_on_server == 50; }));
     EXPECT_FALSE(keys().fallback_supported);
     EXPECT_FALSE(keys().fallback_key_id);
     EXPECT_EQ(uploads_with("fallback_keys"), 0u);

@@ -219,8 +219,9 @@ class own_keys_run {
                  std::to_string(k.identity_uploaded) +
                  " one_time_keys_on_server=" + std::to_string(k.one_time_keys_on_server) +
                  " pending=" + std::to_string(k.one_time_keys_pending) +
-                 " fallback_published=" + std::to_string(k.fallback_published) + " cross_signing=" +
-                 std::string(sync::to_string(k.cross_signing)) + " last_key_error='" + k.last_key_error + "'");
+                 " fallback_published=" + std::to_string(k.fallback_published) +
+                 " cross_signing=" + std::string(sync::to_string(k.cross_signing)) +
+                 " last_key_error='" + k.last_key_error + "'");
         }
         device_ = engine_->status().device_id;
     }

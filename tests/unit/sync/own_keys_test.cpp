@@ -55,7 +55,7 @@ TEST_F(own_keys_test, device_keys_are_self_signed_and_complete) {
     EXPECT_EQ(v["keys"]["curve25519:BOTDEV"].as_string(), made.record.curve25519_public);
     EXPECT_EQ(v["algorithms"].as_array().size(), 2u);
     EXPECT_EQ(text, signed_device_keys(made.keys));  // byte-identical every time
-    EXPECT_EQ(json::to_canonical(v), text);           // canonical JSON
+    EXPECT_EQ(json::to_canonical(v), text);          // canonical JSON
 }
 
 TEST_F(own_keys_test, one_time_and_fallback_keys_are_signed_and_their_secret_sealed) {
@@ -64,15 +64,15 @@ TEST_F(own_keys_test, one_time_and_fallback_keys_are_signed_and_their_secret_sea
     auto v = parse(otk.signed_json);
     EXPECT_EQ(v["key"].as_string(), otk.public_key);
     EXPECT_FALSE(v.find("fallback"));
-    auto secret = sealing.open(otk.sealed_private, std::string(seal_context::one_time_key) +
-                                                       otk.public_key);
+    auto secret =
+        sealing.open(otk.sealed_private, std::string(seal_context::one_time_key) + otk.public_key);
     ASSERT_TRUE(secret);
     auto pair = crypto::curve25519_key_pair::from_secret(secret->span());
     ASSERT_TRUE(pair);
     EXPECT_EQ(pair->public_key().to_base64(), otk.public_key);
     // Not under the fallback context: a blob cannot change kind.
-    EXPECT_FALSE(sealing.open(otk.sealed_private,
-                              std::string(seal_context::fallback_key) + otk.public_key));
+    EXPECT_FALSE(
+        sealing.open(otk.sealed_private, std::string(seal_context::fallback_key) + otk.public_key));
 
     auto fallback = make_signed_curve25519_key(made.keys, true, sealing);
     EXPECT_TRUE(signed_by_device(fallback.signed_json));
@@ -142,8 +142,8 @@ TEST_F(own_keys_test, cross_signing_keys_chain_to_the_master_and_sign_the_device
     auto sv = parse(*signature);
     const std::string device = json::to_canonical(sv["@bot:example.org"]["BOTDEV"]);
     auto ssk = crypto::ed25519_public_key::from_base64(keys[1].public_key);
-    EXPECT_TRUE(crypto::verify_json(device, "@bot:example.org", "ed25519:" + keys[1].public_key,
-                                    *ssk));
+    EXPECT_TRUE(
+        crypto::verify_json(device, "@bot:example.org", "ed25519:" + keys[1].public_key, *ssk));
     EXPECT_TRUE(signed_by_device(device));  // the self-signature is still there
     auto other = crypto::sealing_key::generate();
     EXPECT_FALSE(device_signature_upload_body(made.keys, keys[1], other));
