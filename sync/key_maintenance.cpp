@@ -24,10 +24,6 @@ constexpr std::size_t upload_chunk = 100;
 // How often the maintainer looks again when nothing is due (a sync wakes it earlier).
 constexpr milliseconds idle_check = 1h;
 
-std::string stored_key_id(std::int64_t counter) {
-    return format_key_id(counter);
-}
-
 }  // namespace
 
 key_maintainer::key_maintainer(storage::store& store, matrix_api& api,
@@ -247,7 +243,7 @@ asio::awaitable<result<void>> key_maintainer::maintain_fallback_key(clock_point&
     const auto step = planner_.fallback_next(*current, now, options_.fallback_rotation);
     if (step == key_planner::fallback_step::create || step == key_planner::fallback_step::rotate) {
         auto made = make_signed_curve25519_key(*identity_, true, *options_.sealing_key);
-        auto added = keys.add_pending_current(made, now, stored_key_id);
+        auto added = keys.add_pending_current(made, now, format_key_id);
         if (!added) co_return added.error();
         DEVLIST_FAILPOINT("keys.fallback.after_persist");
         current = std::optional<storage::fallback_key>(std::move(*added));
@@ -300,7 +296,7 @@ asio::awaitable<result<void>> key_maintainer::maintain_one_time_keys() {
         made.reserve(wanted);
         for (std::size_t i = 0; i < wanted; ++i)
             made.push_back(make_signed_curve25519_key(*identity_, false, *options_.sealing_key));
-        auto added = keys.add_pending(made, options_.clock(), stored_key_id);
+        auto added = keys.add_pending(made, options_.clock(), format_key_id);
         if (!added) co_return added.error();
         DEVLIST_FAILPOINT("keys.one_time.after_persist");
         if (auto r = co_await upload_one_time_keys(std::move(*added)); !r) co_return r.error();
