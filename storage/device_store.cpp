@@ -138,6 +138,19 @@ result<void> device_store::apply_devices(const user_query_result& user, timestam
     for (const device_record& device : user.devices) {
         assert(device.user_id == user.user_id && "a device filed under another user");
         present.insert(device.device_id);
+        auto old = known.find(device.device_id);
+        if (old != known.end() && !old->second->deleted_at && same_content(*old->second, device)) {
+            // Nothing new but the time: an answer that repeats the stored devices writes
+            // nothing, unless last_seen is older than its resolution.
+            if (at - old->second->last_seen < last_seen_resolution_ms) continue;
+            if (auto r = stmts_.run(
+                    "UPDATE devices SET last_seen = ?3 WHERE user_id = ?1 AND device_id = ?2",
+                    device.user_id, device.device_id, at);
+                !r) {
+                return r;
+            }
+            continue;
+        }
         // One statement inserts a new device and refreshes, changes or revives
         // (deleted_at = NULL) a known one; first_seen stays.
         if (auto r = stmts_.run(
@@ -153,7 +166,6 @@ result<void> device_store::apply_devices(const user_query_result& user, timestam
             !r) {
             return r;
         }
-        auto old = known.find(device.device_id);
         std::optional<device_change_kind> change;
         if (old == known.end() || old->second->deleted_at) {
             change = device_change_kind::added;
@@ -181,10 +193,30 @@ result<void> device_store::apply_devices(const user_query_result& user, timestam
 result<void> device_store::apply_cross_signing_keys(const user_query_result& user,
                                                     timestamp_ms at) {
     if (!user.cross_signing_keys) return {};
+    auto stored = cross_signing_keys_of(user.user_id);
+    if (!stored) return stored.error();
+    auto stored_key = [&](key_usage usage) -> const cross_signing_key* {
+        for (const auto& k : *stored) {
+            if (k.usage == usage) return &k;
+        }
+        return nullptr;
+    };
     std::set<key_usage> present;
     for (const cross_signing_key& key : *user.cross_signing_keys) {
         assert(key.user_id == user.user_id && "a cross-signing key filed under another user");
         present.insert(key.usage);
+        if (const auto* old = stored_key(key.usage); old && old->public_key == key.public_key &&
+                                                     old->signed_json == key.signed_json &&
+                                                     old->verified == key.verified) {
+            if (at - old->last_seen < last_seen_resolution_ms) continue;
+            if (auto r = stmts_.run("UPDATE cross_signing_keys SET last_seen = ?3 WHERE user_id = "
+                                    "?1 AND usage = ?2",
+                                    key.user_id, to_text(key.usage), at);
+                !r) {
+                return r;
+            }
+            continue;
+        }
         // A new public key for a usage is a new key: its first_seen starts again.
         if (auto r = stmts_.run(
                 "INSERT INTO cross_signing_keys (user_id, usage, public_key, signed_json, "
@@ -200,7 +232,7 @@ result<void> device_store::apply_cross_signing_keys(const user_query_result& use
         }
     }
     for (const auto& [usage, text] : enum_text<key_usage>::values) {
-        if (present.contains(usage)) continue;
+        if (present.contains(usage) || !stored_key(usage)) continue;
         if (auto r = stmts_.run("DELETE FROM cross_signing_keys WHERE user_id = ?1 AND usage = ?2",
                                 user.user_id, text);
             !r) {

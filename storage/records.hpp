@@ -108,13 +108,19 @@ struct device_record {
     std::optional<std::string> display_name{};
     std::string signed_json{};  // the device_keys object exactly as received
     bool cross_signed = false;
-    // Kept by the store; ignored when a record is written.
+    // Kept by the store; ignored when a record is written. last_seen is when an answer last
+    // listed the device, to within last_seen_resolution_ms (an unchanged device is not
+    // rewritten for every answer).
     timestamp_ms first_seen = 0;
     timestamp_ms last_seen = 0;
     std::optional<timestamp_ms> deleted_at{};  // soft-deleted: gone from the server's list
 
     friend bool operator==(const device_record&, const device_record&) = default;
 };
+
+// How stale device and cross-signing key last_seen may be before an unchanged answer
+// refreshes it: an hour.
+inline constexpr timestamp_ms last_seen_resolution_ms = 3'600'000;
 
 enum class key_usage { master, self_signing, user_signing };
 

@@ -1,6 +1,7 @@
 #include "sync/key_verifier.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -64,13 +65,6 @@ std::variant<crypto::ed25519_public_key, std::string> check_shape(
     return *pub;
 }
 
-struct user_answer {
-    std::vector<const queried_device*> devices;
-    const queried_cross_signing_key* master = nullptr;
-    const queried_cross_signing_key* self_signing = nullptr;
-    const queried_cross_signing_key* user_signing = nullptr;
-};
-
 // The verified cross-signing keys of one user, ready to store, and the self-signing key that
 // cross-signs devices.
 struct cross_signing_outcome {
@@ -92,12 +86,26 @@ cross_signing_outcome verify_cross_signing(verifier& v, const std::string& user_
     }
     const auto& master = std::get<crypto::ed25519_public_key>(master_shape);
     const std::string master_b64 = master.to_base64();
+    bool master_unchanged = false;
     for (const auto& k : known.cross_signing) {
-        if (k.usage == storage::key_usage::master && k.public_key != master_b64) {
+        if (k.usage != storage::key_usage::master) continue;
+        if (k.public_key != master_b64) {
             v.record(security_kind::master_key_changed, user_id, std::nullopt,
                      json::object{{"old", k.public_key}, {"new", master_b64}});
+        } else {
+            master_unchanged = true;
         }
     }
+    // A sub-key byte-identical to the stored one, under the same master key, carries the
+    // master's signature that was verified when it was stored.
+    auto verified_before = [&](const queried_cross_signing_key& k, storage::key_usage kind) {
+        if (!master_unchanged) return false;
+        return std::any_of(known.cross_signing.begin(), known.cross_signing.end(),
+                           [&](const storage::cross_signing_key& stored) {
+                               return stored.usage == kind && stored.verified &&
+                                      stored.signed_json == k.raw_json;
+                           });
+    };
     out.keys.push_back(
         {user_id, storage::key_usage::master, master_b64, answer.master->raw_json, true, 0, 0});
     out.key_ids.insert(master_b64);
@@ -109,7 +117,8 @@ cross_signing_outcome verify_cross_signing(verifier& v, const std::string& user_
         std::string reason;
         if (auto* why = std::get_if<std::string>(&shape)) {
             reason = *why;
-        } else if (!v.check(k->raw_json,
+        } else if (!verified_before(*k, kind) &&
+                   !v.check(k->raw_json,
                             find_signature(k->signatures, user_id, "ed25519:" + master_b64),
                             master)) {
             reason = "not signed by the master key";
@@ -232,39 +241,65 @@ storage::user_query_result verify_user(verifier& v, const query_ticket& ticket,
 
 }  // namespace
 
+query_answer_index::query_answer_index(const keys_query_response& answer) : answer_(answer) {
+    for (const auto& u : answer.users)
+        by_user_[u];
+    for (const auto& d : answer.devices)
+        by_user_[d.user_id].devices.push_back(&d);
+    // Cross-signing keys of users the answer does not list under device_keys do not make the
+    // answer cover them: such a user stays absent.
+    auto file = [&](const std::vector<queried_cross_signing_key>& keys,
+                    const queried_cross_signing_key* user_answer::*slot) {
+        for (const auto& k : keys) {
+            if (auto u = by_user_.find(k.user_id); u != by_user_.end()) u->second.*slot = &k;
+        }
+    };
+    file(answer.master_keys, &user_answer::master);
+    file(answer.self_signing_keys, &user_answer::self_signing);
+    file(answer.user_signing_keys, &user_answer::user_signing);
+}
+
+bool query_answer_index::server_failed(const std::string& user_id) const {
+    return answer_.failures.contains(server_name_of(user_id).value_or(""));
+}
+
+const user_answer* query_answer_index::find(const std::string& user_id) const {
+    auto u = by_user_.find(user_id);
+    return u == by_user_.end() ? nullptr : &u->second;
+}
+
+void verify_query_users(const query_answer_index& index, std::span<const query_ticket> tickets,
+                        const std::function<known_keys(const std::string& user_id)>& known,
+                        storage::timestamp_ms now, verification_stats& stats,
+                        storage::query_result& result) {
+    verifier v{now, stats, result, {}};
+    for (const auto& ticket : tickets) {
+        const user_answer* part = index.find(ticket.user_id);
+        assert(part && !index.server_failed(ticket.user_id) && "a user the answer does not cover");
+        if (!part) continue;
+        result.users.push_back(verify_user(v, ticket, *part, known(ticket.user_id)));
+    }
+}
+
 storage::query_result verify_query_answer(
     const keys_query_response& answer, const std::vector<query_ticket>& tickets,
     const std::function<known_keys(const std::string& user_id)>& known, storage::timestamp_ms now,
     verification_stats& stats, std::vector<std::string>& absent) {
     storage::query_result result;
     result.at = now;
-    verifier v{now, stats, result, {}};
-
-    std::unordered_map<std::string_view, user_answer> by_user;
-    for (const auto& u : answer.users)
-        by_user[u];
-    for (const auto& d : answer.devices)
-        by_user[d.user_id].devices.push_back(&d);
-    for (const auto& k : answer.master_keys)
-        by_user[k.user_id].master = &k;
-    for (const auto& k : answer.self_signing_keys)
-        by_user[k.user_id].self_signing = &k;
-    for (const auto& k : answer.user_signing_keys)
-        by_user[k.user_id].user_signing = &k;
-    std::unordered_set<std::string_view> present(answer.users.begin(), answer.users.end());
-
+    query_answer_index index(answer);
+    std::vector<query_ticket> covered;
     std::unordered_set<std::string> answered;
     for (const auto& ticket : tickets) {
-        auto server = server_name_of(ticket.user_id).value_or("");
-        if (answer.failures.contains(server)) continue;
-        answered.emplace(server);
-        if (!present.contains(ticket.user_id)) {
+        if (index.server_failed(ticket.user_id)) continue;
+        answered.emplace(server_name_of(ticket.user_id).value_or(""));
+        if (!index.find(ticket.user_id)) {
             absent.push_back(ticket.user_id);
             continue;
         }
-        result.users.push_back(
-            verify_user(v, ticket, by_user[ticket.user_id], known(ticket.user_id)));
+        covered.push_back(ticket);
     }
+    verify_query_users(index, covered, known, now, stats, result);
     result.answered_servers.assign(answered.begin(), answered.end());
     std::sort(result.answered_servers.begin(), result.answered_servers.end());
     return result;

@@ -18,7 +18,10 @@
 
 #include <cstddef>
 #include <functional>
+#include <span>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "storage/query_result.hpp"
@@ -49,6 +52,36 @@ inline constexpr const char* device_key_changed = "device_key_changed";
 inline constexpr const char* cross_signing_key_rejected = "cross_signing_key_rejected";
 inline constexpr const char* master_key_changed = "master_key_changed";
 }  // namespace security_kind
+
+// The parts of an answer filed by user, built once per answer (it points into the answer).
+struct user_answer {
+    std::vector<const queried_device*> devices;
+    const queried_cross_signing_key* master = nullptr;
+    const queried_cross_signing_key* self_signing = nullptr;
+    const queried_cross_signing_key* user_signing = nullptr;
+};
+
+class query_answer_index {
+  public:
+    explicit query_answer_index(const keys_query_response& answer);
+    // Whether the answer names the user's server in `failures`.
+    bool server_failed(const std::string& user_id) const;
+    // The user's part, or nullptr when the answer does not cover the user.
+    const user_answer* find(const std::string& user_id) const;
+
+  private:
+    const keys_query_response& answer_;
+    std::unordered_map<std::string_view, user_answer> by_user_;
+};
+
+// Verifies the parts of `tickets` (users the answer covers, of servers that answered) and
+// appends them, with their security and outbox events, to `result`. Thread-compatible: it
+// touches nothing but its arguments, so slices of one answer may be verified on several
+// threads at once, each into its own result.
+void verify_query_users(const query_answer_index& index, std::span<const query_ticket> tickets,
+                        const std::function<known_keys(const std::string& user_id)>& known,
+                        storage::timestamp_ms now, verification_stats& stats,
+                        storage::query_result& result);
 
 // Builds the query_result for `tickets` from `answer`. Users whose server is listed in
 // answer.failures are left out (they stay outdated; the caller handles backoff); users absent

@@ -6,6 +6,7 @@
 #include <boost/asio/multiple_exceptions.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
@@ -23,6 +24,7 @@
 #include "sync/matrix_ids.hpp"
 #include "sync/own_keys.hpp"
 #include "sync/parse_context.hpp"
+#include "sync/query_ingest.hpp"
 #include "sync/wakeup.hpp"
 
 namespace devlist::sync {
@@ -41,6 +43,9 @@ constexpr std::string_view sync_filter =
     R"("room":{"account_data":{"types":[]},"ephemeral":{"types":[]},)"
     R"("state":{"lazy_load_members":false,"types":["m.room.member","m.room.encryption"]},)"
     R"("timeline":{"limit":50,"types":["m.room.member","m.room.encryption"]}}})";
+
+// Device changes named one by one in the log per /keys/query answer; the rest are counted.
+constexpr std::size_t max_device_lines = 50;
 
 std::int64_t system_now_ms() {
     return std::chrono::duration_cast<milliseconds>(
@@ -83,6 +88,7 @@ class sync_engine::impl {
               }
           }) {
         if (!options_.clock) options_.clock = system_now_ms;
+        if (options_.verify_threads > 0) verify_pool_.emplace(options_.verify_threads);
         status_.user_id = options_.user_id;
     }
 
@@ -162,6 +168,7 @@ class sync_engine::impl {
     // Security events recorded in this run ("kind\ndetail"), so that a conflict that every
     // answer repeats is recorded once.
     std::unordered_set<std::string> reported_;
+    std::optional<asio::thread_pool> verify_pool_;
     key_maintainer keys_;
 };
 
@@ -531,61 +538,66 @@ asio::awaitable<void> sync_engine::impl::query_worker() {
         DEVLIST_FAILPOINT("query.answer.received");
         failures = 0;
         const auto now_ms = options_.clock();
-        verification_stats stats;
-        std::vector<std::string> absent;
-        auto result = verify_query_answer(
-            *answer, tickets,
-            [this](const std::string& user_id) {
-                known_keys k;
-                if (auto d = store_.devices().devices_of(user_id)) k.devices = std::move(*d);
-                if (auto c = store_.devices().cross_signing_keys_of(user_id)) {
-                    k.cross_signing = std::move(*c);
-                }
-                return k;
-            },
-            now_ms, stats, absent);
         // Backoff for servers that failed and users that were missing; success clears it.
         auto steady_now = steady_clock::now();
+        std::vector<storage::server_backoff> failed_servers;
         for (const auto& [server, detail] : answer->failures) {
             ++status_.query_failures_by_server[server];
             auto& state = retry_[server];
             ++state.failures;
             auto wait = options_.server_backoff.delay(state.failures, random_());
             state.at = steady_now + wait;
-            result.failed_servers.push_back({server, state.failures, now_ms + wait.count()});
+            failed_servers.push_back({server, state.failures, now_ms + wait.count()});
             log(log_level::warning, "/keys/query: server ", server, " failed (", detail,
                 "); its users stay outdated, retrying in ", std::to_string(wait.count() / 1000),
                 " s");
         }
-        for (const auto& server : result.answered_servers)
+        ingest_options how;
+        how.slice_budget = options_.query_slice_budget;
+        if (verify_pool_) {
+            how.pool = &*verify_pool_;
+            how.pool_threads = options_.verify_threads;
+        }
+        auto totals =
+            co_await ingest_query_answer(store_, *answer, tickets, now_ms, how,
+                                         [this, &failed_servers](storage::query_result& slice) {
+                                             // The first slice carries the backoff of the servers
+                                             // that failed.
+                                             if (!failed_servers.empty())
+                                                 slice.failed_servers = std::move(failed_servers);
+                                             failed_servers.clear();
+                                             forget_repeated_events(slice);
+                                         });
+        for (const auto& server : totals.answered_servers)
             retry_.erase(server);
-        for (const auto& user_id : absent) {
+        for (const auto& user_id : totals.absent) {
             auto& state = retry_[user_id];
             ++state.failures;
             state.at = steady_now + options_.server_backoff.delay(state.failures, random_());
         }
-        for (const auto& u : result.users)
-            retry_.erase(u.user_id);
-
-        forget_repeated_events(result);
-        auto outcome = store_.devices().apply_query_result(result);
-        if (!outcome) {
-            tracker_.finish_query(tickets, {});
+        const auto& outcome = totals.outcome;
+        for (const auto* answered :
+             {&outcome.cleared, &outcome.still_outdated, &outcome.not_tracked})
+            for (const auto& u : *answered)
+                retry_.erase(u);
+        // Users of slices that were not committed (a store error, shutdown) stay outdated.
+        tracker_.finish_query(tickets, outcome.cleared);
+        committed_.notify_all();
+        status_.devices_rejected += totals.stats.devices_rejected;
+        for (const auto& e : totals.security_events) {
+            log(log_level::warning, "security: ", e.kind, " ", e.user_id.value_or(""),
+                e.device_id ? " device " + *e.device_id : std::string(), " ", e.detail_json);
+        }
+        if (totals.store_error) {
             log(log_level::error,
-                "could not store a /keys/query answer: ", outcome.error().message());
+                "could not store a /keys/query answer: ", totals.store_error->message());
             ++failures;
             co_await sleep(options_.query_backoff.delay(failures, random_()));
             continue;
         }
-        tracker_.finish_query(tickets, outcome->cleared);
-        committed_.notify_all();
-        status_.devices_rejected += stats.devices_rejected;
-        for (const auto& e : result.security_events) {
-            log(log_level::warning, "security: ", e.kind, " ", e.user_id.value_or(""),
-                e.device_id ? " device " + *e.device_id : std::string(), " ", e.detail_json);
-        }
+        const auto& stats = totals.stats;
         std::size_t added = 0, changed = 0, removed = 0;
-        for (const auto& c : outcome->device_changes) {
+        for (const auto& c : outcome.device_changes) {
             const char* what = "";
             switch (c.kind) {
                 case storage::device_change_kind::added:
@@ -601,14 +613,22 @@ asio::awaitable<void> sync_engine::impl::query_worker() {
                     what = "removed";
                     break;
             }
-            log(log_level::info, "device ", what, ": ", c.user_id, " ", c.device_id);
+            // Every change is an outbox event; the log names the first few of a large answer.
+            if (added + changed + removed <= max_device_lines) {
+                log(log_level::info, "device ", what, ": ", c.user_id, " ", c.device_id);
+            }
+        }
+        if (added + changed + removed > max_device_lines) {
+            log(log_level::info,
+                "device changes: ", std::to_string(added + changed + removed - max_device_lines),
+                " more");
         }
         log(log_level::info, "/keys/query: ", std::to_string(tickets.size()), " users, ",
             std::to_string(stats.devices_accepted + stats.devices_unchanged), " devices (",
             std::to_string(added), " added, ", std::to_string(changed), " changed, ",
             std::to_string(removed), " removed), ", std::to_string(stats.devices_rejected),
             " rejected, ", std::to_string(stats.signatures_checked), " signatures checked; ",
-            std::to_string(outcome->still_outdated.size()), " changed again meanwhile, ",
+            std::to_string(outcome.still_outdated.size()), " changed again meanwhile, ",
             std::to_string(tracker_.outdated_count()), " outdated");
     }
 }

@@ -54,6 +54,11 @@ struct engine_options {
     std::size_t query_batch_size = 250;
     std::size_t queries_in_flight = 2;
     std::chrono::milliseconds query_server_timeout{10000};
+    // A /keys/query answer is verified and stored in slices of about this much work; the io
+    // thread serves the sync loop and local clients between slices.
+    std::chrono::microseconds query_slice_budget{1000};
+    // Threads that verify signatures beside the io thread (0: verify on the io thread).
+    std::size_t verify_threads = 0;
     backoff_policy sync_backoff{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000)};
     backoff_policy query_backoff{std::chrono::milliseconds(2000), std::chrono::milliseconds(60000)};
     // Per server listed in /keys/query `failures`, and per user missing from an answer.

@@ -76,19 +76,30 @@ TEST_F(DeviceStoreTest, DeviceEventsCarryValidJsonEvenForHostileNames) {
               R"("curve25519":"cv-D1-1","display_name":"quote \" backslash \\ newline \n"})");
 }
 
-TEST_F(DeviceStoreTest, UnchangedDeviceOnlyRefreshesLastSeen) {
+TEST_F(DeviceStoreTest, UnchangedDeviceOnlyRefreshesAStaleLastSeen) {
     track("@a:b.org", 1);
     must(db().devices().apply_query_result(answer("@a:b.org", 1, {device("@a:b.org", "D1")})));
     const std::int64_t cursor = must(db().outbox().last_cursor());
     mark_outdated("@a:b.org", 2);
+    // Within the resolution: nothing is written for the device, the user is fresh again.
     query_outcome outcome = must(
         db().devices().apply_query_result(answer("@a:b.org", 2, {device("@a:b.org", "D1")}, 6000)));
     EXPECT_TRUE(outcome.device_changes.empty());
-    EXPECT_TRUE(events_after(cursor).empty());
+    EXPECT_EQ(outcome.cleared, std::vector<std::string>{"@a:b.org"});
     auto stored = must(db().devices().find("@a:b.org", "D1"));
     ASSERT_TRUE(stored);
+    EXPECT_EQ(stored->last_seen, 5000);
+
+    mark_outdated("@a:b.org", 3);
+    const std::int64_t later = 5000 + last_seen_resolution_ms;
+    outcome = must(db().devices().apply_query_result(
+        answer("@a:b.org", 3, {device("@a:b.org", "D1")}, later)));
+    EXPECT_TRUE(outcome.device_changes.empty());
+    EXPECT_TRUE(events_after(cursor).empty());
+    stored = must(db().devices().find("@a:b.org", "D1"));
+    ASSERT_TRUE(stored);
     EXPECT_EQ(stored->first_seen, 5000);
-    EXPECT_EQ(stored->last_seen, 6000);
+    EXPECT_EQ(stored->last_seen, later);
 }
 
 TEST_F(DeviceStoreTest, ChangedDeviceIsUpdatedAndAnnounced) {
@@ -222,8 +233,9 @@ TEST_F(DeviceStoreTest, CrossSigningKeysAreReplacedPerUsage) {
     EXPECT_EQ(keys[0].signed_json, R"({"m":1})");
     EXPECT_EQ(keys[1].usage, key_usage::self_signing);
 
-    // Same master key seen again later; self-signing key gone.
-    query_result second = answer("@a:b.org", 1, {}, 6000);
+    // Same master key seen again an hour later; self-signing key gone.
+    const std::int64_t later = 5000 + last_seen_resolution_ms;
+    query_result second = answer("@a:b.org", 1, {}, later);
     second.users[0].cross_signing_keys =
         std::vector<cross_signing_key>{{.user_id = "@a:b.org",
                                         .usage = key_usage::master,
@@ -234,7 +246,7 @@ TEST_F(DeviceStoreTest, CrossSigningKeysAreReplacedPerUsage) {
     keys = must(db().devices().cross_signing_keys_of("@a:b.org"));
     ASSERT_EQ(keys.size(), 1u);
     EXPECT_EQ(keys[0].first_seen, 5000);
-    EXPECT_EQ(keys[0].last_seen, 6000);
+    EXPECT_EQ(keys[0].last_seen, later);
 
     // A new master key is a new key: first_seen starts again.
     query_result third = answer("@a:b.org", 1, {}, 7000);

@@ -1,0 +1,180 @@
+#include "sync/query_ingest.hpp"
+
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "storage/store.hpp"
+#include "sync/matrix_ids.hpp"
+
+namespace devlist::sync {
+
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+known_keys load_known_keys(storage::store& store, const std::string& user_id) {
+    known_keys k;
+    if (auto d = store.devices().devices_of(user_id)) k.devices = std::move(*d);
+    if (auto c = store.devices().cross_signing_keys_of(user_id)) k.cross_signing = std::move(*c);
+    return k;
+}
+
+void add(verification_stats& into, const verification_stats& s) {
+    into.signatures_checked += s.signatures_checked;
+    into.devices_unchanged += s.devices_unchanged;
+    into.devices_accepted += s.devices_accepted;
+    into.devices_rejected += s.devices_rejected;
+    into.cross_signing_rejected += s.cross_signing_rejected;
+}
+
+void merge(storage::query_outcome& into, storage::query_outcome&& o) {
+    auto append = [](auto& to, auto&& from) {
+        to.insert(to.end(), std::make_move_iterator(from.begin()),
+                  std::make_move_iterator(from.end()));
+    };
+    append(into.cleared, std::move(o.cleared));
+    append(into.still_outdated, std::move(o.still_outdated));
+    append(into.not_tracked, std::move(o.not_tracked));
+    append(into.device_changes, std::move(o.device_changes));
+}
+
+// One slice verified on the pool: its users' stored keys were read beforehand on the calling
+// thread (the store is not thread-safe), the verdicts come back in `result`.
+struct pool_job {
+    std::span<const query_ticket> tickets;
+    std::vector<known_keys> known;
+    verification_stats stats{};
+    storage::query_result result{};
+};
+
+// Runs `job` on `pool` and resumes the coroutine on its own executor. Not cancellable: the
+// job reads the answer and writes the job, which outlive it because the caller awaits every
+// job (hence pointers, not copies, as parameters).
+asio::awaitable<void> verify_on_pool(asio::thread_pool* pool, const query_answer_index* index,
+                                     pool_job* job, storage::timestamp_ms now) {
+    auto initiate = [pool, index, job, now](auto handler) {
+        asio::post(*pool, [index, job, now, handler = std::move(handler)]() mutable {
+            // verify_query_users asks for each ticket's stored keys once, in ticket order.
+            std::size_t next = 0;
+            verify_query_users(
+                *index, job->tickets,
+                [job, &next](const std::string&) { return std::move(job->known[next++]); }, now,
+                job->stats, job->result);
+            auto ex = asio::get_associated_executor(handler);
+            asio::post(ex, std::move(handler));
+        });
+    };
+    co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(initiate,
+                                                                         asio::use_awaitable);
+}
+
+// Every job of a round at once, one pool thread each.
+asio::awaitable<void> verify_round(asio::thread_pool* pool, const query_answer_index* index,
+                                   std::span<pool_job> jobs, storage::timestamp_ms now) {
+    if (jobs.empty()) co_return;
+    if (jobs.size() == 1) {
+        co_await verify_on_pool(pool, index, &jobs.front(), now);
+        co_return;
+    }
+    co_await (verify_on_pool(pool, index, &jobs.front(), now) &&
+              verify_round(pool, index, jobs.subspan(1), now));
+}
+
+constexpr std::size_t pool_slice_users = 32;
+
+}  // namespace
+
+asio::awaitable<ingest_totals> ingest_query_answer(
+    storage::store& store, const keys_query_response& answer, std::vector<query_ticket> tickets,
+    storage::timestamp_ms now, ingest_options options,
+    std::function<void(storage::query_result&)> prepare) {
+    ingest_totals totals;
+    const query_answer_index index(answer);
+
+    std::vector<query_ticket> covered;
+    covered.reserve(tickets.size());
+    std::set<std::string> answered;
+    for (auto& ticket : tickets) {
+        if (index.server_failed(ticket.user_id)) continue;
+        answered.emplace(server_name_of(ticket.user_id).value_or(""));
+        if (!index.find(ticket.user_id)) {
+            totals.absent.push_back(std::move(ticket.user_id));
+            continue;
+        }
+        covered.push_back(std::move(ticket));
+    }
+    totals.answered_servers.assign(answered.begin(), answered.end());
+
+    auto commit = [&](storage::query_result& slice) -> bool {
+        if (totals.slices == 0) slice.answered_servers = totals.answered_servers;
+        if (prepare) prepare(slice);
+        ++totals.slices;
+        auto outcome = store.devices().apply_query_result(slice);
+        if (!outcome) {
+            totals.store_error = outcome.error();
+            return false;
+        }
+        totals.security_events.insert(totals.security_events.end(),
+                                      std::make_move_iterator(slice.security_events.begin()),
+                                      std::make_move_iterator(slice.security_events.end()));
+        merge(totals.outcome, std::move(*outcome));
+        return true;
+    };
+    auto cancelled = [](asio::cancellation_state state) {
+        return state.cancelled() != asio::cancellation_type::none;
+    };
+
+    const bool on_pool = options.pool && options.pool_threads > 0;
+    std::span<const query_ticket> rest(covered);
+    do {
+        if (on_pool) {
+            std::vector<pool_job> jobs;
+            while (!rest.empty() && jobs.size() < options.pool_threads) {
+                auto& job = jobs.emplace_back();
+                job.tickets = rest.first(std::min(pool_slice_users, rest.size()));
+                rest = rest.subspan(job.tickets.size());
+                for (const auto& t : job.tickets)
+                    job.known.push_back(load_known_keys(store, t.user_id));
+            }
+            co_await verify_round(options.pool, &index, jobs, now);
+            // An empty answer still commits once: the answered servers' backoff is cleared.
+            if (jobs.empty()) jobs.emplace_back();
+            for (auto& job : jobs) {
+                add(totals.stats, job.stats);
+                job.result.at = now;
+                if (!commit(job.result)) co_return totals;
+            }
+        } else {
+            storage::query_result slice;
+            slice.at = now;
+            const auto started = std::chrono::steady_clock::now();
+            auto known = [&store](const std::string& user_id) {
+                return load_known_keys(store, user_id);
+            };
+            while (!rest.empty()) {
+                verify_query_users(index, rest.first(1), known, now, totals.stats, slice);
+                rest = rest.subspan(1);
+                if (std::chrono::steady_clock::now() - started >= options.slice_budget) break;
+            }
+            if (!commit(slice)) co_return totals;
+        }
+        if (rest.empty()) break;
+        // Let the sync loop and the socket server in before the next slice.
+        auto executor = co_await asio::this_coro::executor;
+        co_await asio::post(executor, asio::use_awaitable);
+        if (cancelled(co_await asio::this_coro::cancellation_state)) break;
+    } while (!rest.empty());
+    co_return totals;
+}
+
+}  // namespace devlist::sync

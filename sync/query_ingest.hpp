@@ -1,0 +1,70 @@
+// Verification and storage of a /keys/query answer, in slices, without stalling the io loop.
+//
+// The users of an answer are independent: each user's devices, cross-signing keys, events and
+// outdated flag are decided from that user's part of the answer alone. So the tickets are cut
+// into slices; each slice is verified and committed in its own transaction, and the io thread
+// yields between slices so that the sync loop and the socket server keep answering. A crash
+// between two slices leaves the committed users fresh and the others outdated: both are true.
+//
+// Verification runs on the calling (io) thread within a time budget per slice, or, with a
+// verification pool, on the pool's threads while the io thread serves others; the store is only
+// ever touched from the calling thread.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "devlist/error.hpp"
+#include "storage/query_result.hpp"
+#include "sync/device_list_tracker.hpp"
+#include "sync/key_verifier.hpp"
+#include "sync/keys_query_response.hpp"
+
+namespace boost::asio {
+class thread_pool;
+}
+
+namespace devlist::storage {
+class store;
+}
+
+namespace devlist::sync {
+
+struct ingest_options {
+    // Verification work done before a slice is committed and the io thread yields.
+    std::chrono::microseconds slice_budget{1000};
+    // When set, slices are verified on this pool (several at once, up to its size) and
+    // committed in order on the calling thread.
+    boost::asio::thread_pool* pool = nullptr;
+    std::size_t pool_threads = 0;  // the pool's size (how many slices are verified at once)
+};
+
+struct ingest_totals {
+    verification_stats stats{};
+    std::vector<std::string> absent{};  // users missing from the answer (they stay outdated)
+    std::vector<std::string> answered_servers{};  // servers of the tickets not in `failures`
+    storage::query_outcome outcome{};             // merged over the committed slices
+    std::vector<storage::security_event> security_events{};  // as committed
+    std::size_t slices = 0;
+    // Set when a slice could not be committed; the slices before it are committed, the users
+    // of this one and of the later ones are left outdated.
+    std::optional<error> store_error{};
+};
+
+// Verifies `answer` for `tickets` and stores it slice by slice. `prepare` runs on the calling
+// thread on each slice's result just before it is committed (the engine drops events it has
+// already recorded and adds its server backoff to the first slice). Cancellation is checked
+// between slices: what was committed stays committed.
+boost::asio::awaitable<ingest_totals> ingest_query_answer(
+    storage::store& store, const keys_query_response& answer, std::vector<query_ticket> tickets,
+    storage::timestamp_ms now, ingest_options options,
+    std::function<void(storage::query_result&)> prepare = {});
+
+}  // namespace devlist::sync
