@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <random>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -66,6 +67,11 @@ std::string to_device_payload(const to_device_event& e) {
 }
 
 }  // namespace
+
+std::size_t default_verify_threads() {
+    const std::size_t cores = std::thread::hardware_concurrency();
+    return cores > 1 ? std::min<std::size_t>(cores, 4) : 0;
+}
 
 class sync_engine::impl {
   public:

@@ -3,9 +3,10 @@
 // /keys/query — the heart of devlistd, used by the daemon and by bots that embed it.
 //
 // Threading: everything runs on the one executor given at construction (one io thread); the
-// engine is not thread-safe. Cancellation: cancelling the coroutine returned by run() (e.g.
-// with a cancellation signal bound to co_spawn) stops all loops; nothing half-applied is
-// committed because every change is one SQLite transaction.
+// engine is not thread-safe. Only the signature checks of a /keys/query answer may run on a
+// small pool of the engine's own (engine_options::verify_threads). Cancellation: cancelling
+// the coroutine returned by run() (e.g. with a cancellation signal bound to co_spawn) stops all
+// loops; nothing half-applied is committed because every change is one SQLite transaction.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -39,6 +40,9 @@ struct sync_delivery {
     std::string_view body;  // the response body as received (JSON)
 };
 
+// One verification thread per core, up to four, where there is more than one core; else 0.
+std::size_t default_verify_threads();
+
 struct engine_options {
     std::string user_id;
     // The device to log in as (password login) or to expect (access token). Without one, the
@@ -57,8 +61,9 @@ struct engine_options {
     // A /keys/query answer is verified and stored in slices of about this much work; the io
     // thread serves the sync loop and local clients between slices.
     std::chrono::microseconds query_slice_budget{1000};
-    // Threads that verify signatures beside the io thread (0: verify on the io thread).
-    std::size_t verify_threads = 0;
+    // Threads that verify signatures beside the io thread (0: verify on the io thread). By
+    // default one per core, up to four, on a machine with more than one core.
+    std::size_t verify_threads = default_verify_threads();
     backoff_policy sync_backoff{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000)};
     backoff_policy query_backoff{std::chrono::milliseconds(2000), std::chrono::milliseconds(60000)};
     // Per server listed in /keys/query `failures`, and per user missing from an answer.

@@ -13,7 +13,9 @@
 // Threading: the engine runs on the executor given to create(), which must be one thread's
 // (an io_context run by one thread); it is not thread-safe. Call every member
 // function from that thread — from a coroutine or handler on the executor — and nothing else
-// from other threads (post to the executor). Callbacks and hooks run on that thread too.
+// from other threads (post to the executor). Callbacks and hooks run on that thread too. The
+// engine verifies the signatures of /keys/query answers on a small pool of its own (one thread
+// per core, at most four; none on a single core), which touches nothing of the caller's.
 //
 // Cancellation: run() stops when the coroutine that awaits it is cancelled (e.g. a
 // cancellation slot bound to async_run's token, or the loser of `co_await (a || b)`), and then
