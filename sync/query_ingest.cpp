@@ -135,6 +135,8 @@ asio::awaitable<ingest_totals> ingest_query_answer(
     };
 
     const bool on_pool = options.pool && options.pool_threads > 0;
+    storage::query_result pending;  // verified on this thread, not yet committed
+    pending.at = now;
     std::span<const query_ticket> rest(covered);
     do {
         if (on_pool) {
@@ -155,18 +157,22 @@ asio::awaitable<ingest_totals> ingest_query_answer(
                 if (!commit(job.result)) co_return totals;
             }
         } else {
-            storage::query_result slice;
-            slice.at = now;
             const auto started = std::chrono::steady_clock::now();
             auto known = [&store](const std::string& user_id) {
                 return load_known_keys(store, user_id);
             };
             while (!rest.empty()) {
-                verify_query_users(index, rest.first(1), known, now, totals.stats, slice);
+                verify_query_users(index, rest.first(1), known, now, totals.stats, pending);
                 rest = rest.subspan(1);
                 if (std::chrono::steady_clock::now() - started >= options.slice_budget) break;
             }
-            if (!commit(slice)) co_return totals;
+            // Every commit writes its pages to the WAL: slices are gathered into commits of a
+            // few users each, and the last one commits whatever is left.
+            if (rest.empty() || pending.users.size() >= options.commit_users) {
+                if (!commit(pending)) co_return totals;
+                pending = storage::query_result{};
+                pending.at = now;
+            }
         }
         if (rest.empty()) break;
         // Let the sync loop and the socket server in before the next slice.

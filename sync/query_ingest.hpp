@@ -2,9 +2,10 @@
 //
 // The users of an answer are independent: each user's devices, cross-signing keys, events and
 // outdated flag are decided from that user's part of the answer alone. So the tickets are cut
-// into slices; each slice is verified and committed in its own transaction, and the io thread
-// yields between slices so that the sync loop and the socket server keep answering. A crash
-// between two slices leaves the committed users fresh and the others outdated: both are true.
+// into slices of about a millisecond of work; the io thread yields between slices so that the
+// sync loop and the socket server keep answering, and verified users are committed a few at a
+// time, each commit one transaction. A crash between two commits leaves the committed users
+// fresh and the others outdated: both are true.
 //
 // Verification runs on the calling (io) thread within a time budget per slice, or, with a
 // verification pool, on the pool's threads while the io thread serves others; the store is only
@@ -40,6 +41,9 @@ namespace devlist::sync {
 struct ingest_options {
     // Verification work done before a slice is committed and the io thread yields.
     std::chrono::microseconds slice_budget{1000};
+    // Without a pool: users verified before their slices are committed together (a commit
+    // writes its pages to the WAL, so tiny ones cost more than the users in them).
+    std::size_t commit_users = 16;
     // When set, slices are verified on this pool (several at once, up to its size) and
     // committed in order on the calling thread.
     boost::asio::thread_pool* pool = nullptr;
@@ -52,7 +56,7 @@ struct ingest_totals {
     std::vector<std::string> answered_servers{};  // servers of the tickets not in `failures`
     storage::query_outcome outcome{};             // merged over the committed slices
     std::vector<storage::security_event> security_events{};  // as committed
-    std::size_t slices = 0;
+    std::size_t slices = 0;                                  // transactions committed
     // Set when a slice could not be committed; the slices before it are committed, the users
     // of this one and of the later ones are left outdated.
     std::optional<error> store_error{};

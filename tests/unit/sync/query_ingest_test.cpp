@@ -122,6 +122,7 @@ class query_ingest_test : public ::testing::Test {
 TEST_F(query_ingest_test, every_user_is_its_own_slice_with_no_budget_and_all_is_stored) {
     ingest_options options;
     options.slice_budget = std::chrono::microseconds(0);
+    options.commit_users = 1;
     auto totals = ingest(parsed(answer_body(devices, extra)), options);
     EXPECT_FALSE(totals.store_error);
     EXPECT_EQ(totals.slices, std::size_t{users});
@@ -131,6 +132,16 @@ TEST_F(query_ingest_test, every_user_is_its_own_slice_with_no_budget_and_all_is_
     EXPECT_EQ(outdated_in_store(), 0u);
     EXPECT_EQ(cross_signed_devices(), std::size_t{2 * users});
     EXPECT_EQ(totals.answered_servers, std::vector<std::string>{"example.org"});
+}
+
+TEST_F(query_ingest_test, small_slices_are_gathered_into_commits_of_a_few_users) {
+    ingest_options options;
+    options.slice_budget = std::chrono::microseconds(0);
+    options.commit_users = 5;
+    auto totals = ingest(parsed(answer_body(devices, extra)), options);
+    EXPECT_EQ(totals.slices, std::size_t{(users + 4) / 5});
+    EXPECT_EQ(totals.outcome.cleared.size(), std::size_t{users});
+    EXPECT_EQ(outdated_in_store(), 0u);
 }
 
 TEST_F(query_ingest_test, a_large_budget_commits_one_slice) {
@@ -182,6 +193,7 @@ TEST_F(query_ingest_test, an_unchanged_answer_checks_no_signature_again) {
 TEST_F(query_ingest_test, a_user_marked_outdated_between_slices_stays_outdated) {
     ingest_options options;
     options.slice_budget = std::chrono::microseconds(0);
+    options.commit_users = 1;
     const std::string late = user_name(users - 1);
     int slice = 0;
     // After the first slice is committed, a /sync marks the last user outdated again.
@@ -199,6 +211,7 @@ TEST_F(query_ingest_test, a_user_marked_outdated_between_slices_stays_outdated) 
 TEST_F(query_ingest_test, cancellation_between_slices_keeps_what_was_committed) {
     ingest_options options;
     options.slice_budget = std::chrono::microseconds(0);
+    options.commit_users = 1;
     asio::cancellation_signal cancel;
     int slice = 0;
     auto totals = ingest(
