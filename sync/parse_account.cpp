@@ -17,12 +17,19 @@ result<void> read_strings(parse_context& ctx, const std::string& body, std::stri
         detail::iterate(impl.parser, impl.copy, body.data(), body.size(), body.capacity(), what);
     if (!doc) return doc.error();
     od::object root;
-    if (auto e = doc->get_object().get(root)) return detail::json_error(e, what);
+    if (auto e = detail::root_object(*doc, body, what, root)) return std::move(*e);
+    // A key named twice (two access tokens) would leave the choice to the reader: refused.
+    detail::key_set seen;
+    detail::refusal why;
     for (auto f : root) {
         std::string_view key;
         od::value value;
         if (auto e = detail::read_member(std::move(f), key, value))
             return detail::json_error(e, what);
+        if (!seen.insert(key)) {
+            why.duplicate(key, "the " + std::string(what));
+            return why.take(detail::refused, what);
+        }
         for (const auto& [name, out] : wanted) {
             std::string_view s;
             if (key == name && detail::get_string(value, s)) *out = s;

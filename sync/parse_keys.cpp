@@ -24,6 +24,15 @@ void set_problem(std::optional<std::string>& problem, std::string what) {
     if (!problem) problem = std::move(what);
 }
 
+std::string duplicate_in(std::string_view key, std::string_view where) {
+    std::string out = "duplicate key " + detail::quoted(key);
+    if (!where.empty()) {
+        out += " in ";
+        out += where;
+    }
+    return out;
+}
+
 error_code read_signatures(od::value v, std::vector<signature_entry>& out,
                            std::optional<std::string>& problem) {
     od::object by_signer;
@@ -31,19 +40,23 @@ error_code read_signatures(od::value v, std::vector<signature_entry>& out,
         set_problem(problem, "signatures is not an object");
         return is_structural(e) ? e : SUCCESS;
     }
+    detail::key_set signers;
     for (auto s : by_signer) {
         std::string_view signer;
         od::value signer_value;
         if (auto e = detail::read_member(std::move(s), signer, signer_value)) return e;
+        if (!signers.insert(signer)) set_problem(problem, duplicate_in(signer, "signatures"));
         od::object by_key;
         if (signer_value.get_object().get(by_key)) {
             set_problem(problem, "signatures entry is not an object");
             continue;
         }
+        detail::key_set key_ids;
         for (auto k : by_key) {
             std::string_view key_id;
             od::value key_value;
             if (auto e = detail::read_member(std::move(k), key_id, key_value)) return e;
+            if (!key_ids.insert(key_id)) set_problem(problem, duplicate_in(key_id, "signatures"));
             std::string_view sig;
             if (key_value.get_string().get(sig)) {
                 set_problem(problem, "a signature is not a string");
@@ -68,10 +81,12 @@ error_code read_keys(od::value v, std::optional<std::string>& problem, OnKey on_
         return is_structural(e) ? e : SUCCESS;
     }
     std::size_t n = 0;
+    detail::key_set seen;
     for (auto k : keys) {
         std::string_view key_id;
         od::value member;
         if (auto e = detail::read_member(std::move(k), key_id, member)) return e;
+        if (!seen.insert(key_id)) set_problem(problem, duplicate_in(key_id, "keys"));
         std::string_view value;
         if (!detail::get_string(member, value)) {
             set_problem(problem, "a key is not a string");
@@ -110,10 +125,12 @@ error_code read_device(std::string_view user_id, std::string_view device_id, od:
     if (auto e = take_raw(obj, dev.raw_json)) return e;
     const std::string ed_id = "ed25519:" + dev.device_id;
     const std::string curve_id = "curve25519:" + dev.device_id;
+    detail::key_set seen;
     for (auto f : obj) {
         std::string_view key;
         od::value value;
         if (auto e = detail::read_member(std::move(f), key, value)) return e;
+        if (!seen.insert(key)) set_problem(dev.problem, duplicate_in(key, {}));
         std::string_view s;
         error_code e = SUCCESS;
         if (key == "user_id") {
@@ -157,23 +174,37 @@ error_code read_device(std::string_view user_id, std::string_view device_id, od:
     return SUCCESS;
 }
 
-error_code read_device_keys(od::value v, keys_query_response& out, drop_log& drops) {
+// The maps of the answer must be what they say: a map of the wrong type or a user or device
+// named twice makes the answer ambiguous, and it is refused as a whole (its users stay
+// outdated and are asked again). What is wrong inside one signed object is that object's
+// problem instead, recorded when it is rejected.
+error_code read_device_keys(od::value v, keys_query_response& out, drop_log& drops,
+                            detail::refusal& why) {
     od::object users;
-    if (auto e = v.get_object().get(users)) return is_structural(e) ? e : SUCCESS;
+    if (auto e = v.get_object().get(users))
+        return detail::type_error(e, why, "device_keys", "an object");
+    detail::key_set user_ids;
     for (auto u : users) {
         std::string_view user_id;
         od::value user_value;
         if (auto e = detail::read_member(std::move(u), user_id, user_value)) return e;
-        od::object devices;
-        if (!is_valid_user_id(user_id) || user_value.get_object().get(devices)) {
+        if (!user_ids.insert(user_id)) return why.duplicate(user_id, "device_keys");
+        if (!is_valid_user_id(user_id)) {
             drops.add("device_keys: invalid user entry");
             continue;
         }
+        od::object devices;
+        if (auto e = user_value.get_object().get(devices))
+            return detail::type_error(e, why, "device_keys." + std::string(user_id), "an object");
         out.users.emplace_back(user_id);
+        detail::key_set device_ids;
         for (auto d : devices) {
             std::string_view device_id;
             od::value device_value;
             if (auto e = detail::read_member(std::move(d), device_id, device_value)) return e;
+            if (!device_ids.insert(device_id)) {
+                return why.duplicate(device_id, "device_keys." + std::string(user_id));
+            }
             if (!is_valid_device_id(device_id)) {
                 drops.add("device_keys: invalid device ID for " + std::string(user_id));
                 continue;
@@ -196,10 +227,12 @@ error_code read_cross_signing_key(std::string_view user_id, od::value v,
         return SUCCESS;
     }
     if (auto e = take_raw(obj, key.raw_json)) return e;
+    detail::key_set seen;
     for (auto f : obj) {
         std::string_view name;
         od::value value;
         if (auto e = detail::read_member(std::move(f), name, value)) return e;
+        if (!seen.insert(name)) set_problem(key.problem, duplicate_in(name, {}));
         error_code e = SUCCESS;
         if (name == "user_id") {
             std::string_view s;
@@ -227,13 +260,15 @@ error_code read_cross_signing_key(std::string_view user_id, od::value v,
 }
 
 error_code read_cross_signing_keys(od::value v, std::vector<queried_cross_signing_key>& out,
-                                   drop_log& drops, std::string_view what) {
+                                   drop_log& drops, std::string_view what, detail::refusal& why) {
     od::object users;
-    if (auto e = v.get_object().get(users)) return is_structural(e) ? e : SUCCESS;
+    if (auto e = v.get_object().get(users)) return detail::type_error(e, why, what, "an object");
+    detail::key_set user_ids;
     for (auto u : users) {
         std::string_view user_id;
         od::value value;
         if (auto e = detail::read_member(std::move(u), user_id, value)) return e;
+        if (!user_ids.insert(user_id)) return why.duplicate(user_id, what);
         if (!is_valid_user_id(user_id)) {
             drops.add(std::string(what) + ": invalid user ID");
             continue;
@@ -243,13 +278,17 @@ error_code read_cross_signing_keys(od::value v, std::vector<queried_cross_signin
     return SUCCESS;
 }
 
-error_code read_failures(od::value v, keys_query_response& out, drop_log& drops) {
+error_code read_failures(od::value v, keys_query_response& out, drop_log& drops,
+                         detail::refusal& why) {
     od::object servers;
-    if (auto e = v.get_object().get(servers)) return is_structural(e) ? e : SUCCESS;
+    if (auto e = v.get_object().get(servers))
+        return detail::type_error(e, why, "failures", "an object");
+    detail::key_set names;
     for (auto s : servers) {
         std::string_view server;
         od::value value;
         if (auto e = detail::read_member(std::move(s), server, value)) return e;
+        if (!names.insert(server)) return why.duplicate(server, "failures");
         if (!is_valid_server_name(server)) {
             drops.add("failures: invalid server name");
             continue;
@@ -275,28 +314,35 @@ result<keys_query_response> parse_keys_query_response(parse_context& ctx, const 
                                "/keys/query response");
     if (!doc) return doc.error();
     od::object root;
-    if (auto e = doc->get_object().get(root)) return detail::json_error(e, "/keys/query response");
+    if (auto e = detail::root_object(*doc, body, "/keys/query response", root))
+        return std::move(*e);
 
     keys_query_response out;
     drop_log drops{out.dropped, out.drop_reasons};
+    detail::refusal why;
+    detail::key_set seen;
     for (auto f : root) {
         std::string_view key;
         od::value value;
         if (auto e = detail::read_member(std::move(f), key, value))
             return detail::json_error(e, "/keys/query response");
+        if (!seen.insert(key)) {
+            why.duplicate(key, "the /keys/query response");
+            return why.take(detail::refused, "/keys/query response");
+        }
         error_code e = SUCCESS;
         if (key == "device_keys") {
-            e = read_device_keys(value, out, drops);
+            e = read_device_keys(value, out, drops, why);
         } else if (key == "failures") {
-            e = read_failures(value, out, drops);
+            e = read_failures(value, out, drops, why);
         } else if (key == "master_keys") {
-            e = read_cross_signing_keys(value, out.master_keys, drops, key);
+            e = read_cross_signing_keys(value, out.master_keys, drops, key, why);
         } else if (key == "self_signing_keys") {
-            e = read_cross_signing_keys(value, out.self_signing_keys, drops, key);
+            e = read_cross_signing_keys(value, out.self_signing_keys, drops, key, why);
         } else if (key == "user_signing_keys") {
-            e = read_cross_signing_keys(value, out.user_signing_keys, drops, key);
+            e = read_cross_signing_keys(value, out.user_signing_keys, drops, key, why);
         }
-        if (e) return detail::json_error(e, "/keys/query " + std::string(key));
+        if (e) return why.take(e, "/keys/query " + std::string(key));
     }
     if (detail::has_trailing_content(*doc))
         return detail::json_error(simdjson::TRAILING_CONTENT, "/keys/query");
@@ -310,15 +356,21 @@ result<keys_changes_response> parse_keys_changes_response(parse_context& ctx,
                                "/keys/changes response");
     if (!doc) return doc.error();
     od::object root;
-    if (auto e = doc->get_object().get(root)) {
-        return detail::json_error(e, "/keys/changes response");
+    if (auto e = detail::root_object(*doc, body, "/keys/changes response", root)) {
+        return std::move(*e);
     }
     keys_changes_response out;
+    detail::refusal why;
+    detail::key_set seen;
     for (auto f : root) {
         std::string_view key;
         od::value value;
         if (auto e = detail::read_member(std::move(f), key, value))
             return detail::json_error(e, "/keys/changes");
+        if (!seen.insert(key)) {
+            why.duplicate(key, "the /keys/changes response");
+            return why.take(detail::refused, "/keys/changes");
+        }
         std::vector<std::string>* list = key == "changed" ? &out.changed
                                          : key == "left"  ? &out.left
                                                           : nullptr;
@@ -329,7 +381,13 @@ result<keys_changes_response> parse_keys_changes_response(parse_context& ctx,
                 if (is_valid_user_id(s)) list->emplace_back(s);
             },
             [] {});
-        if (is_structural(e)) return detail::json_error(e, "/keys/changes");
+        // A list of the wrong type would lose every change it names: refused, so that the
+        // caller falls back to marking everyone outdated.
+        if (e == simdjson::INCORRECT_TYPE) {
+            why.wrong_type("/keys/changes " + std::string(key), "an array");
+            return why.take(detail::refused, "/keys/changes");
+        }
+        if (e) return detail::json_error(e, "/keys/changes");
     }
     if (detail::has_trailing_content(*doc))
         return detail::json_error(simdjson::TRAILING_CONTENT, "/keys/changes");

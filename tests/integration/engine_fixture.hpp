@@ -41,6 +41,7 @@ class engine_fixture : public ::testing::Test {
     std::optional<result<void>> ended;
     std::vector<std::string> log_lines;
     sync::engine_options options;
+    sync::http_client_options http_options;  // e.g. a small max_response_bytes
 
     void SetUp() override {
         ASSERT_TRUE(hs.start());
@@ -81,7 +82,7 @@ class engine_fixture : public ::testing::Test {
         store.emplace(std::move(*s));
         auto base = sync::parse_url(hs.base_url());
         ASSERT_TRUE(base);
-        http.emplace(io.get_executor(), *base, sync::http_client_options{});
+        http.emplace(io.get_executor(), *base, http_options);
         engine.emplace(
             io.get_executor(), *store, *http, options,
             [this](sync::log_level, std::string_view line) { log_lines.emplace_back(line); });

@@ -88,11 +88,57 @@ TEST(parse_keys_changes, spec_example_and_bad_entries) {
         ctx(), test::read_fixture("spec-examples/GET_keys_changes.response-200.json"));
     ASSERT_TRUE(r) << r.error().message();
     EXPECT_FALSE(r->changed.empty());
-    auto bad = parse_keys_changes_response(ctx(), R"({"changed": ["@a:x", 1, "x"], "left": 5})");
+    auto bad = parse_keys_changes_response(ctx(), R"({"changed": ["@a:x", 1, "x"], "left": []})");
     ASSERT_TRUE(bad);
     EXPECT_EQ(bad->changed, std::vector<std::string>{"@a:x"});
     EXPECT_TRUE(bad->left.empty());
     EXPECT_FALSE(parse_keys_changes_response(ctx(), "[1]"));
+    // A list that is not a list, or a key given twice, would lose changes: refused.
+    auto wrong = parse_keys_changes_response(ctx(), R"({"changed": [], "left": 5})");
+    ASSERT_FALSE(wrong);
+    EXPECT_NE(wrong.error().message().find("/keys/changes left is not an array"), std::string::npos)
+        << wrong.error().message();
+    auto twice = parse_keys_changes_response(ctx(), R"({"changed": [], "changed": ["@a:x"]})");
+    ASSERT_FALSE(twice);
+    EXPECT_NE(twice.error().message().find("duplicate key \"changed\""), std::string::npos);
+}
+
+TEST(parse_keys_query, ambiguous_or_misshapen_maps_refuse_the_answer) {
+    const std::pair<const char*, const char*> cases[] = {
+        {R"({"device_keys": [], "failures": {}})", "device_keys is not an object"},
+        {R"({"device_keys": {"@a:x": []}})", "device_keys.@a:x is not an object"},
+        {R"({"device_keys": {"@a:x": {}, "@a:x": {}}})", "duplicate key \"@a:x\" in device_keys"},
+        {R"({"device_keys": {"@a:x": {"D": {}, "D": {}}}})",
+         "duplicate key \"D\" in device_keys.@a:x"},
+        {R"({"master_keys": {"@a:x": {}, "@a:x": {}}})", "duplicate key \"@a:x\" in master_keys"},
+        {R"({"self_signing_keys": 1})", "self_signing_keys is not an object"},
+        {R"({"failures": []})", "failures is not an object"},
+        {R"({"failures": {}, "failures": {}})", "duplicate key \"failures\""},
+    };
+    for (const auto& [body, message] : cases) {
+        auto r = parse_keys_query_response(ctx(), body);
+        ASSERT_FALSE(r) << body;
+        EXPECT_NE(r.error().message().find(message), std::string::npos)
+            << body << " -> " << r.error().message();
+    }
+}
+
+TEST(parse_keys_query, duplicate_keys_inside_a_signed_object_are_its_problem) {
+    auto r = parse_keys_query_response(ctx(), R"({"device_keys": {"@a:x": {
+        "D1": {"user_id": "@a:x", "device_id": "D1", "keys": {}, "keys": {"ed25519:D1": "E"}},
+        "D2": {"user_id": "@a:x", "device_id": "D2", "keys": {"ed25519:D2": "E", "ed25519:D2": "F"}},
+        "D3": {"user_id": "@a:x", "device_id": "D3",
+               "signatures": {"@a:x": {"ed25519:D3": "s", "ed25519:D3": "t"}}}}},
+      "master_keys": {"@a:x": {"user_id": "@a:x", "user_id": "@b:x"}}})");
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_EQ(r->devices.size(), 3u);
+    EXPECT_EQ(r->devices[0].problem, std::optional<std::string>("duplicate key \"keys\""));
+    EXPECT_EQ(r->devices[1].problem,
+              std::optional<std::string>("duplicate key \"ed25519:D2\" in keys"));
+    EXPECT_EQ(r->devices[2].problem,
+              std::optional<std::string>("duplicate key \"ed25519:D3\" in signatures"));
+    ASSERT_EQ(r->master_keys.size(), 1u);
+    EXPECT_EQ(r->master_keys[0].problem, std::optional<std::string>("duplicate key \"user_id\""));
 }
 
 }  // namespace

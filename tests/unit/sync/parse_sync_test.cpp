@@ -75,8 +75,8 @@ TEST(parse_sync, rooms_members_and_encryption) {
 
 TEST(parse_sync, bad_entries_are_dropped_and_counted_not_fatal) {
     auto r = parse(R"({"next_batch": "s3",
-      "device_lists": {"changed": ["@ok:x", "not-a-user", 7, "@also:ok"], "left": "nope"},
-      "device_one_time_keys_count": {"signed_curve25519": -1, "curve25519": 3},
+      "device_lists": {"changed": ["@ok:x", "not-a-user", 7, "@also:ok"], "left": []},
+      "device_one_time_keys_count": {"curve25519": 3},
       "rooms": {"join": {"!r:x": {"state": {"events": [
           {"type": "m.room.member", "state_key": "bad id", "content": {"membership": "join"}},
           {"type": "m.room.member", "state_key": "@x:x", "content": {"membership": "dancing"}},
@@ -88,7 +88,6 @@ TEST(parse_sync, bad_entries_are_dropped_and_counted_not_fatal) {
     EXPECT_EQ(r->device_lists_changed, (std::vector<std::string>{"@ok:x", "@also:ok"}));
     EXPECT_TRUE(r->device_lists_left.empty());
     ASSERT_TRUE(r->one_time_key_counts);
-    EXPECT_FALSE(r->one_time_key_counts->contains("signed_curve25519"));
     EXPECT_EQ(r->one_time_key_counts->at("curve25519"), 3);
     EXPECT_TRUE(r->rooms.at(0).members.empty());
     EXPECT_FALSE(r->rooms.at(0).encryption_algorithm.has_value());
@@ -96,6 +95,68 @@ TEST(parse_sync, bad_entries_are_dropped_and_counted_not_fatal) {
     EXPECT_GE(r->dropped, 8u);
     EXPECT_FALSE(r->drop_reasons.empty());
     EXPECT_LE(r->drop_reasons.size(), 8u);
+}
+
+// Where dropping would lose or invent something (a list of changes that is not a list, a count
+// that would read as 0, a key that means whichever value the reader picks), the body is
+// refused, and the error says what and where.
+TEST(parse_sync, wrong_containers_bad_counts_and_duplicate_keys_refuse_the_body) {
+    const std::pair<const char*, const char*> cases[] = {
+        {R"({"next_batch": "s", "device_lists": {"left": "nope"}})",
+         "device_lists.left is not an array"},
+        {R"({"next_batch": "s", "device_lists": []})", "device_lists is not an object"},
+        {R"({"next_batch": "s", "rooms": {"join": []}})", "rooms.join is not an object"},
+        {R"({"next_batch": "s", "rooms": {"join": {"!r:x": 1}}})", "rooms: !r:x is not an object"},
+        {R"({"next_batch": "s", "rooms": {"join": {"!r:x": {"timeline": {"events": {}}}}}})",
+         "rooms: !r:x timeline events is not an array"},
+        {R"({"next_batch": "s", "to_device": {"events": 1}})", "to_device.events is not an array"},
+        {R"({"next_batch": "s", "device_one_time_keys_count": {"signed_curve25519": -1}})",
+         "device_one_time_keys_count \"signed_curve25519\" is -1, not a non-negative integer"},
+        {R"({"next_batch": "s", "device_one_time_keys_count": {"signed_curve25519": 1e400}})",
+         "device_one_time_keys_count \"signed_curve25519\" is 1e400"},
+        {R"({"next_batch": "s", "device_one_time_keys_count": {"signed_curve25519": 1.0}})",
+         "device_one_time_keys_count \"signed_curve25519\" is 1.0"},
+        {R"({"next_batch": "s", "device_one_time_keys_count": {"a": 18446744073709551616}})",
+         "device_one_time_keys_count \"a\" is 18446744073709551616"},
+        {R"({"next_batch": "s", "device_unused_fallback_key_types": [1]})",
+         "device_unused_fallback_key_types has a non-string"},
+        {R"({"next_batch": "s", "next_batch": "t"})",
+         "duplicate key \"next_batch\" in the /sync response"},
+        {R"({"next_batch": "s", "device_lists": {"changed": [], "changed": ["@a:x"]}})",
+         "duplicate key \"changed\" in device_lists"},
+        {R"({"next_batch": "s", "rooms": {"join": {"!r:x": {}, "!r:x": {}}}})",
+         "duplicate key \"!r:x\" in rooms.join"},
+        {R"({"next_batch": "s", "device_one_time_keys_count": {"a": 1, "a": 2}})",
+         "duplicate key \"a\" in device_one_time_keys_count"},
+        {R"({"next_batch": "s", "a\nb": 1, "a\nb": 2})",
+         "duplicate key \"a\\u000ab\" in the /sync response"},
+        {"{\"next_batch\": \"s\", \"x\": \"ab\xed\xa0\x80\"}",
+         "invalid UTF-8 (byte 0xed) at byte 28"},
+    };
+    for (const auto& [body, message] : cases) {
+        auto r = parse(body);
+        ASSERT_FALSE(r) << body;
+        EXPECT_NE(r.error().message().find(message), std::string::npos)
+            << body << " -> " << r.error().message();
+    }
+}
+
+TEST(parse_sync, events_with_wrong_types_or_duplicate_keys_are_dropped_with_a_reason) {
+    auto r = parse(R"({"next_batch": "s", "rooms": {"join": {"!r:x": {"state": {"events": [
+          {"type": "m.room.member", "state_key": 5, "content": {"membership": "join"}},
+          {"type": "m.room.member", "state_key": "@a:x", "content": {"membership": "join",
+                                                                     "membership": "leave"}},
+          {"type": "m.room.member", "state_key": "@b:x", "content": {"membership": "join"}}]}}}},
+      "to_device": {"events": [{"type": "t", "type": "u", "sender": "@s:x", "content": {}}]}})");
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_EQ(r->rooms.size(), 1u);
+    ASSERT_EQ(r->rooms[0].members.size(), 1u);
+    EXPECT_EQ(r->rooms[0].members[0].user_id, "@b:x");
+    EXPECT_TRUE(r->to_device.empty());
+    EXPECT_EQ(r->dropped, 3u);
+    EXPECT_EQ(r->drop_reasons.at(0), "event in !r:x: state_key is not a string");
+    EXPECT_EQ(r->drop_reasons.at(1), "event in !r:x: duplicate key \"membership\" in its content");
+    EXPECT_EQ(r->drop_reasons.at(2), "to_device event with a duplicate key");
 }
 
 TEST(parse_sync, fallback_field_stable_wins_over_unstable) {
@@ -120,17 +181,25 @@ TEST(parse_sync, unusable_bodies_are_errors) {
     }
 }
 
-TEST(parse_sync, deep_nesting_never_recurses) {
-    // Unknown fields are skipped iteratively, however deep; where the parser descends (here
-    // device_lists.changed), nesting is a dropped entry, not a crash.
+TEST(parse_sync, deep_nesting_is_refused_wherever_it_is) {
+    // Unknown fields would be skipped without recursion, but the body goes on to the sync hook
+    // and to bots' own parsers: nesting beyond the context's limit refuses it, in unknown
+    // fields and in strings' neighbours alike, and brackets inside strings do not count.
     const std::string deep = std::string(200000, '[') + std::string(200000, ']');
-    auto skipped = parse(R"({"x": )" + deep + R"(, "next_batch": "s"})");
-    ASSERT_TRUE(skipped) << skipped.error().message();
-    EXPECT_EQ(skipped->next_batch, "s");
-    auto inside = parse(R"({"next_batch": "s", "device_lists": {"changed": [)" + deep + "]}}");
-    ASSERT_TRUE(inside) << inside.error().message();
-    EXPECT_TRUE(inside->device_lists_changed.empty());
-    EXPECT_EQ(inside->dropped, 1u);
+    for (const std::string& body :
+         {R"({"x": )" + deep + R"(, "next_batch": "s"})",
+          R"({"next_batch": "s", "device_lists": {"changed": [)" + deep + "]}}"}) {
+        auto r = parse(body);
+        ASSERT_FALSE(r);
+        EXPECT_NE(r.error().message().find("nesting deeper than the limit of 128 at byte"),
+                  std::string::npos)
+            << r.error().message();
+    }
+    const std::string brackets_in_a_string = "\"" + std::string(1000, '[') + "\\\"\"";
+    auto fine = parse(R"({"x": )" + brackets_in_a_string + R"(, "next_batch": "s", "y": )" +
+                      std::string(120, '[') + std::string(120, ']') + "}");
+    ASSERT_TRUE(fine) << fine.error().message();
+    EXPECT_EQ(fine->next_batch, "s");
 }
 
 TEST(parse_sync, body_without_spare_capacity_is_copied_once) {
