@@ -24,6 +24,13 @@ const signature_entry* find_signature(const std::vector<signature_entry>& signat
     return nullptr;
 }
 
+// The public key of a stored (verified before) cross-signing key.
+std::optional<crypto::ed25519_public_key> stored_public_key(const storage::cross_signing_key& k) {
+    auto pub = crypto::ed25519_public_key::from_base64(k.public_key);
+    if (!pub) return std::nullopt;
+    return *pub;
+}
+
 // One context per answer: collects events and reuses the canonicalization buffer.
 struct verifier {
     storage::timestamp_ms now;
@@ -31,11 +38,21 @@ struct verifier {
     storage::query_result& result;
     std::string scratch;
 
-    bool check(std::string_view raw, const signature_entry* sig,
-               const crypto::ed25519_public_key& key) {
-        if (!sig) return false;
+    // Empty when the signature verifies; otherwise why not, in words for the security event.
+    std::string check(std::string_view raw, const signature_entry* sig,
+                      const crypto::ed25519_public_key& key) {
+        if (!sig) return "missing";
         ++stats.signatures_checked;
-        return crypto::verify_json_signature(raw, sig->signature, key, &scratch).has_value();
+        auto r = crypto::verify_json_signature(raw, sig->signature, key, &scratch);
+        if (r) return {};
+        // An object that has no canonical form (a float, a number out of range, a duplicate
+        // key, too deep) has no signature that can be checked.
+        const auto& e = r.error();
+        if (e == errc::json_syntax || e == errc::json_limit || e == errc::json_number ||
+            e == errc::json_duplicate_key || e == errc::json_type) {
+            return "uncheckable: " + e.detail;
+        }
+        return "invalid";
     }
 
     void record(const char* kind, const std::string& user_id,
@@ -82,6 +99,14 @@ cross_signing_outcome verify_cross_signing(verifier& v, const std::string& user_
         ++v.stats.cross_signing_rejected;
         v.record(security_kind::cross_signing_key_rejected, user_id, std::nullopt,
                  json::object{{"usage", "master"}, {"reason", *why}});
+        // As with a refused device: what was verified before stays, the whole chain.
+        for (const auto& k : known.cross_signing) {
+            out.keys.push_back(k);
+            out.key_ids.insert(k.public_key);
+            if (k.usage == storage::key_usage::self_signing) {
+                out.self_signing = stored_public_key(k);
+            }
+        }
         return out;
     }
     const auto& master = std::get<crypto::ed25519_public_key>(master_shape);
@@ -117,16 +142,27 @@ cross_signing_outcome verify_cross_signing(verifier& v, const std::string& user_
         std::string reason;
         if (auto* why = std::get_if<std::string>(&shape)) {
             reason = *why;
-        } else if (!verified_before(*k, kind) &&
-                   !v.check(k->raw_json,
-                            find_signature(k->signatures, user_id, "ed25519:" + master_b64),
-                            master)) {
-            reason = "not signed by the master key";
+        } else if (!verified_before(*k, kind)) {
+            auto signature =
+                v.check(k->raw_json,
+                        find_signature(k->signatures, user_id, "ed25519:" + master_b64), master);
+            if (!signature.empty()) {
+                reason = "not signed by the master key (signature " + signature + ")";
+            }
         }
         if (!reason.empty()) {
             ++v.stats.cross_signing_rejected;
             v.record(security_kind::cross_signing_key_rejected, user_id, std::nullopt,
                      json::object{{"usage", std::string(usage)}, {"reason", reason}});
+            // Under the same master key, the one verified before stays; a new master key
+            // makes it worthless.
+            if (!master_unchanged) return std::nullopt;
+            for (const auto& stored : known.cross_signing) {
+                if (stored.usage != kind) continue;
+                out.keys.push_back(stored);
+                out.key_ids.insert(stored.public_key);
+                return stored_public_key(stored);
+            }
             return std::nullopt;
         }
         const auto& pub = std::get<crypto::ed25519_public_key>(shape);
@@ -152,10 +188,9 @@ std::optional<std::string> device_problem(verifier& v, const queried_device& d,
         return "missing or malformed curve25519 key";
     }
     ed = *ed_key;
-    if (!v.check(d.raw_json, find_signature(d.signatures, d.user_id, "ed25519:" + d.device_id),
-                 ed)) {
-        return "self-signature missing or invalid";
-    }
+    auto why =
+        v.check(d.raw_json, find_signature(d.signatures, d.user_id, "ed25519:" + d.device_id), ed);
+    if (!why.empty()) return "self-signature " + why;
     return std::nullopt;
 }
 
@@ -232,7 +267,8 @@ storage::user_query_result verify_user(verifier& v, const query_ticket& ticket,
         } else if (cross.self_signing) {
             rec.cross_signed =
                 v.check(d->raw_json, find_signature(d->signatures, d->user_id, self_signing_id),
-                        *cross.self_signing);
+                        *cross.self_signing)
+                    .empty();
         }
         out.devices.push_back(std::move(rec));
     }

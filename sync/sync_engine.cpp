@@ -284,7 +284,7 @@ asio::awaitable<result<void>> sync_engine::impl::start() {
         status_.phase = engine_phase::backing_off;
         status_.last_error = r.error().detail;
         auto wait = options_.sync_backoff.delay(failures, random_());
-        log(log_level::warning, "cannot reach the homeserver: ", r.error().detail, "; retrying in ",
+        log(log_level::warning, "cannot log in: ", r.error().detail, "; retrying in ",
             std::to_string(wait.count()), " ms");
         co_await sleep(wait);
     }
@@ -543,6 +543,11 @@ asio::awaitable<void> sync_engine::impl::query_worker() {
         }
         DEVLIST_FAILPOINT("query.answer.received");
         failures = 0;
+        if (answer->dropped) {
+            log(log_level::warning, "/keys/query: dropped ", std::to_string(answer->dropped),
+                " malformed entries (first: ",
+                answer->drop_reasons.empty() ? std::string() : answer->drop_reasons.front(), ")");
+        }
         const auto now_ms = options_.clock();
         // Backoff for servers that failed and users that were missing; success clears it.
         auto steady_now = steady_clock::now();
