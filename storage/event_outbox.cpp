@@ -1,5 +1,6 @@
 #include "storage/event_outbox.hpp"
 
+#include "devlist/failpoint.hpp"
 #include "storage/sql_limit.hpp"
 
 #include <string>
@@ -66,23 +67,33 @@ result<std::vector<outbox_event>> event_outbox::read_after(std::int64_t cursor, 
 }
 
 result<std::int64_t> event_outbox::acknowledge(std::string_view consumer, std::int64_t cursor) {
-    auto last = last_cursor();
-    if (!last) return last.error();
-    if (cursor < 0 || cursor > *last) {
-        return error{errc::invalid_argument,
-                     "outbox consumer '" + std::string(consumer) + "' cannot acknowledge cursor " +
-                         std::to_string(cursor) + ": the last event has cursor " +
-                         std::to_string(*last)};
-    }
-    auto acknowledged = stmts_.query_one(
-        "UPDATE outbox_consumers SET acknowledged = MAX(acknowledged, ?2) WHERE name = ?1 "
-        "RETURNING acknowledged",
-        read_int64, consumer, cursor);
-    if (!acknowledged) return acknowledged.error();
-    if (!*acknowledged) {
-        return unknown_consumer(consumer);
-    }
-    return **acknowledged;
+    // Its own transaction, so that the check against the last cursor and the update are one
+    // step, and a crash tests can place inside it (the failpoint) loses the acknowledgement
+    // whole: the consumer is then handed the same events again, never fewer.
+    auto acknowledged =
+        with_transaction(stmts_.db(), durability::normal, [&]() -> result<std::int64_t> {
+            auto last = last_cursor();
+            if (!last) return last.error();
+            if (cursor < 0 || cursor > *last) {
+                return error{errc::invalid_argument,
+                             "outbox consumer '" + std::string(consumer) +
+                                 "' cannot acknowledge cursor " + std::to_string(cursor) +
+                                 ": the last event has cursor " + std::to_string(*last)};
+            }
+            auto updated = stmts_.query_one(
+                "UPDATE outbox_consumers SET acknowledged = MAX(acknowledged, ?2) WHERE name = ?1 "
+                "RETURNING acknowledged",
+                read_int64, consumer, cursor);
+            if (!updated) return updated.error();
+            if (!*updated) {
+                return unknown_consumer(consumer);
+            }
+            DEVLIST_FAILPOINT("outbox.ack.before_commit");
+            return **updated;
+        });
+    // Committed, not yet answered: the consumer will not know its acknowledgement held.
+    if (acknowledged) DEVLIST_FAILPOINT("outbox.ack.after_commit");
+    return acknowledged;
 }
 
 result<void> event_outbox::add_consumer(std::string_view name) {

@@ -75,6 +75,11 @@ result<std::vector<one_time_key>> one_time_key_store::pending() {
                             read_key);
 }
 
+result<std::vector<one_time_key>> one_time_key_store::all() {
+    return stmts_.query_all(
+        "SELECT " DEVLIST_ONE_TIME_KEY_COLUMNS " FROM one_time_keys ORDER BY seq", read_key);
+}
+
 result<std::int64_t> one_time_key_store::mark_published(std::span<const std::string> key_ids,
                                                         timestamp_ms at) {
     return with_transaction(stmts_.db(), durability::normal, [&]() -> result<std::int64_t> {

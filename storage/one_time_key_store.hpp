@@ -30,6 +30,8 @@ class one_time_key_store {
                                                   const key_id_formatter& format);
     // Pending keys in creation (= upload) order.
     result<std::vector<one_time_key>> pending();
+    // Every key, pending or published, in creation order (checkers and diagnostics).
+    result<std::vector<one_time_key>> all();
 
     // Marks keys published; returns how many were pending. Durability normal: the pending rows
     // are already durable, and a lost mark means the same bytes are uploaded again.

@@ -43,12 +43,14 @@ key_maintainer::key_maintainer(storage::store& store, matrix_api& api,
 
 void key_maintainer::note_sync(const key_planner::sync_report& report) {
     planner_.note_sync(report);
+    woken_ = true;
     wake_.notify_all();
 }
 
 void key_maintainer::set_one_time_key_target(std::size_t target) {
     planner_.set_target(target);
     status_.one_time_key_target = target;
+    woken_ = true;
     wake_.notify_all();
 }
 
@@ -160,12 +162,15 @@ asio::awaitable<result<void>> key_maintainer::prepare(std::string device_id) {
 asio::awaitable<void> key_maintainer::run() {
     std::int64_t failures = 0;
     for (;;) {
+        woken_ = false;
         auto next = co_await step();
         if (next) {
             failures = 0;
             // A refused cross-signing upload stays the last word until a restart.
             status_.last_key_error = cross_signing_failure_;
-            if (*next > steady_clock::now()) co_await wake_.wait_until(*next);
+            // A sync reported during step() (e.g. the first one, telling that the server takes
+            // fallback keys, while the one-time keys were uploading) is acted on at once.
+            if (!woken_ && *next > steady_clock::now()) co_await wake_.wait_until(*next);
             continue;
         }
         if ((co_await asio::this_coro::cancellation_state).cancelled() !=

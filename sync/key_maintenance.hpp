@@ -84,6 +84,9 @@ class key_maintainer {
     wakeup& changed_;
     std::function<void()> own_keys_changed_;
     wakeup wake_;
+    // Set by every notification: one that arrives while step() runs (an upload in flight) finds
+    // no parked waiter, and would otherwise wait for the next /sync to be acted on.
+    bool woken_ = false;
     key_planner planner_;
     std::mt19937_64 random_;
     std::optional<device_identity_keys> identity_;

@@ -9,11 +9,14 @@ constexpr std::string_view algorithm = "signed_curve25519";
 }
 
 void key_planner::note_sync(const sync_report& report) {
+    // That the server takes fallback keys does not go stale with an upload: taken from every
+    // report, else the first /sync (sent before the first upload's answer) would not count and
+    // the fallback key would wait for a long-poll sent after it.
+    if (report.unused_fallback_key_types) fallback_supported_ = true;
     if (report.sent_at < last_upload_answer_) return;
     auto it = report.one_time_key_counts.find(std::string(algorithm));
     count_ = it == report.one_time_key_counts.end() ? 0 : it->second;
     if (report.unused_fallback_key_types) {
-        fallback_supported_ = true;
         const auto& types = *report.unused_fallback_key_types;
         fallback_unused_ = std::find(types.begin(), types.end(), algorithm) != types.end();
     }

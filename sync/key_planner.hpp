@@ -34,7 +34,8 @@ class key_planner {
 
     explicit key_planner(std::size_t one_time_key_target) : target_(one_time_key_target) {}
 
-    // A /sync answer. Ignored when its request predates the last upload answer.
+    // A /sync answer. Ignored when its request predates the last upload answer, but for its
+    // word that the server supports fallback keys.
     void note_sync(const sync_report& report);
     // The counts a /keys/upload answer carried, received at `now`.
     void note_upload_answer(const std::map<std::string, std::int64_t>& counts, clock_point now);

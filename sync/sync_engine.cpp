@@ -115,9 +115,10 @@ class sync_engine::impl {
     asio::awaitable<result<void>> sync_loop();
     asio::awaitable<void> query_worker();
     asio::awaitable<void> query_workers(std::size_t n);
-    asio::awaitable<void> catch_up(std::string old_token, std::string new_token);
+    // `also` adds to the batch before it is committed (the marks of a catch-up).
     result<void> apply_sync(const sync_response& response, bool initial,
-                            steady_clock::time_point sent);
+                            steady_clock::time_point sent,
+                            const std::function<void(storage::sync_batch&)>& also = {});
     result<void> restore();
     asio::awaitable<void> sleep(milliseconds d);
     bool query_allowed(const std::string& user_id) const;
@@ -329,11 +330,13 @@ asio::awaitable<result<void>> sync_engine::impl::start() {
 }
 
 result<void> sync_engine::impl::apply_sync(const sync_response& response, bool initial,
-                                           steady_clock::time_point sent) {
+                                           steady_clock::time_point sent,
+                                           const std::function<void(storage::sync_batch&)>& also) {
     storage::sync_batch batch;
     batch.at = options_.clock();
     batch.next_batch = response.next_batch;
     tracker_.apply_sync(response, initial, batch);
+    if (also) also(batch);
     if (response.one_time_key_counts) {
         batch.one_time_key_counts.emplace(response.one_time_key_counts->begin(),
                                           response.one_time_key_counts->end());
@@ -377,22 +380,6 @@ result<void> sync_engine::impl::apply_sync(const sync_response& response, bool i
     return {};
 }
 
-asio::awaitable<void> sync_engine::impl::catch_up(std::string old_token, std::string new_token) {
-    auto changes = co_await api_.keys_changes(old_token, new_token);
-    auto r = commit_local([&](storage::sync_batch& batch) {
-        if (changes) {
-            auto n = tracker_.mark_outdated(changes->changed, batch);
-            log(log_level::notice, "catch-up: /keys/changes marked ", std::to_string(n),
-                " users outdated");
-        } else {
-            auto n = tracker_.mark_all_outdated(batch);
-            log(log_level::warning, "catch-up: ", changes.error().detail, "; marked all ",
-                std::to_string(n), " tracked users outdated");
-        }
-    });
-    if (!r) log(log_level::error, "catch-up could not be stored: ", r.error().message());
-}
-
 asio::awaitable<result<void>> sync_engine::impl::sync_loop() {
     std::int64_t failures = 0;
     std::int64_t hook_failures = 0;  // apart: `failures` restarts at every answer
@@ -424,18 +411,33 @@ asio::awaitable<result<void>> sync_engine::impl::sync_loop() {
                 }
                 hook_failures = 0;
             }
-            if (auto a = apply_sync(*r, initial, sent); !a) {
+            // After a rejected token, /keys/changes between the old token and this initial
+            // sync's is asked *before* the batch is committed, and its marks are committed
+            // with it: a crash in between leaves the old token stored, so the server rejects
+            // it again and the catch-up is done again. Nothing changed in the gap is lost.
+            std::function<void(storage::sync_batch&)> catch_up;
+            if (rejected_token) {
+                auto changes = co_await api_.keys_changes(*rejected_token, r->next_batch);
+                catch_up = [this, changes = std::move(changes)](storage::sync_batch& batch) {
+                    if (changes) {
+                        auto n = tracker_.mark_outdated(changes->changed, batch);
+                        log(log_level::notice, "catch-up: /keys/changes marked ", std::to_string(n),
+                            " users outdated");
+                    } else {
+                        auto n = tracker_.mark_all_outdated(batch);
+                        log(log_level::warning, "catch-up: ", changes.error().detail,
+                            "; marked all ", std::to_string(n), " tracked users outdated");
+                    }
+                };
+            }
+            if (auto a = apply_sync(*r, initial, sent, catch_up); !a) {
                 status_.last_error = a.error().message();
                 log(log_level::error, "could not store a sync batch: ", a.error().message());
                 ++failures;
                 co_await sleep(options_.sync_backoff.delay(failures, random_()));
                 continue;
             }
-            if (rejected_token) {
-                auto old = std::move(*rejected_token);
-                rejected_token.reset();
-                co_await catch_up(std::move(old), r->next_batch);
-            }
+            rejected_token.reset();
             continue;
         }
         const api_failure& f = r.error();

@@ -29,10 +29,12 @@
 
 #include "crypto/json_value.hpp"
 #include "storage/store.hpp"
+#include "tests/e2e/daemon_log.hpp"
 #include "tests/e2e/daemon_process.hpp"
 #include "tests/e2e/temp_dir.hpp"
 #include "tests/homeserver/client_api.hpp"
 #include "tests/homeserver/test_homeserver.hpp"
+#include "tests/support/store_checker.hpp"
 
 namespace devlist::test {
 namespace {
@@ -104,31 +106,6 @@ id_set answered_devices(const request_record& query, const std::string& user) {
 
 bool is_endpoint(const request_record& r, std::string_view endpoint) {
     return r.path.ends_with(endpoint);
-}
-
-// ---- reading devlistd's log ----
-
-// Whether the log shows that devlistd applied a /sync batch at or past stream position
-// `target` and, at that line or later, had no outdated user left. Lines are written by the
-// one io thread in the order things happened, and a user stops being outdated only after its
-// /keys/query answer was committed, so from that line on the store holds every change up to
-// `target`. Only complete lines count.
-bool has_converged(std::string_view log, testing::stream_position target) {
-    bool caught_up = false;
-    for (std::size_t end; (end = log.find('\n')) != std::string_view::npos;
-         log.remove_prefix(end + 1)) {
-        const std::string_view line = log.substr(0, end);
-        // "sync s<position>[ (initial)]: ... tracking N users, M outdated"
-        if (auto at = line.find("sync s"); at != std::string_view::npos) {
-            std::string_view token = line.substr(at + 5);
-            token = token.substr(0, token.find_first_of(" :"));
-            if (auto position = testing::parse_sync_token(token); position && *position >= target) {
-                caught_up = true;
-            }
-        }
-        if (caught_up && line.find(", 0 outdated") != std::string_view::npos) return true;
-    }
-    return false;
 }
 
 // ---- the store ----
@@ -311,6 +288,11 @@ log_level = "info"
         ASSERT_TRUE(e) << "devlistd did not reach failpoint " << point << " " << hit << " times";
         ASSERT_TRUE(e->killed_by(SIGKILL)) << *e;
         EXPECT_NE(d.output().find("devlist: failpoint " + point + " reached"), std::string::npos);
+        // What the crash left is consistent already: outdated users may lag, nothing else.
+        store_checker_options o;
+        o.expect_all_fresh = false;
+        const auto problems = check_store_file(dir / "devlistd.db", hs, o);
+        EXPECT_TRUE(problems.empty()) << describe(problems);
     }
 
     // sync.apply.before_commit lies in the store, where devlistd's own batches reach it too: at
@@ -425,6 +407,9 @@ log_level = "info"
             EXPECT_TRUE(s.device_ids(user).empty()) << user << " left but kept devices";
         }
         EXPECT_TRUE(s.device_ids(carol).empty());
+        // And everything the store checker (tests/support) knows to ask.
+        const auto problems = check_store_file(dir / "devlistd.db", hs);
+        EXPECT_TRUE(problems.empty()) << describe(problems);
     }
 };
 

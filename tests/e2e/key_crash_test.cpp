@@ -25,6 +25,7 @@
 #include "tests/e2e/daemon_process.hpp"
 #include "tests/e2e/temp_dir.hpp"
 #include "tests/homeserver/test_homeserver.hpp"
+#include "tests/support/store_checker.hpp"
 
 namespace devlist::test {
 namespace {
@@ -96,6 +97,16 @@ class key_crash_test : public ::testing::Test {
         ASSERT_TRUE(e) << "devlistd did not reach failpoint " << point;
         ASSERT_TRUE(e->killed_by(SIGKILL)) << *e;
         ASSERT_NE(d.output().find("devlist: failpoint " + point + " reached"), std::string::npos);
+        expect_checker_passes();
+    }
+
+    // The store checker (tests/support) on the store at rest; the own user may still be
+    // outdated (these runs wait for key maintenance only).
+    void expect_checker_passes() {
+        store_checker_options o;
+        o.expect_all_fresh = false;
+        const auto problems = check_store_file(dir / "devlistd.db", hs, o);
+        EXPECT_TRUE(problems.empty()) << describe(problems);
     }
 
     // Starts devlistd cleanly, waits for every needle in its log, and stops it.
@@ -106,6 +117,7 @@ class key_crash_test : public ::testing::Test {
         auto e = d.terminate(clock::now() + patience);
         ASSERT_TRUE(e);
         EXPECT_TRUE(e->exited_with(0)) << *e;
+        expect_checker_passes();
     }
 
     storage::store open_store() {

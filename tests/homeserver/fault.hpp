@@ -83,7 +83,13 @@ class fault_queue {
   public:
     void add(fault f) { faults_.push_back(std::move(f)); }
     void clear() { faults_.clear(); }
-    std::size_t pending() const { return faults_.size(); }
+    // Uses left, over every fault.
+    std::size_t pending() const {
+        std::size_t uses = 0;
+        for (const auto& f : faults_)
+            uses += static_cast<std::size_t>(f.count);
+        return uses;
+    }
 
     // The action for a request, consuming one use of the first matching fault.
     std::optional<fault_kind> take(std::string_view method, std::string_view path);

@@ -171,15 +171,17 @@ result<void> server_model::add_one_time_keys(const std::string& user_id,
         if (held == device.one_time_keys.end()) {
             fresh.emplace_back(key_id, key);
         } else if (!same_key_ignoring_signatures(held->key, key)) {
-            return error(errc::invalid_argument,
-                         "One time key " + key_id +
-                             " already exists. Old key: " + json::to_canonical(held->key) +
-                             "; new key: " + json::to_canonical(key));
+            std::string message = "One time key " + key_id +
+                                  " already exists. Old key: " + json::to_canonical(held->key) +
+                                  "; new key: " + json::to_canonical(key);
+            device.refused_one_time_key_conflicts.push_back(message);
+            return error(errc::invalid_argument, std::move(message));
         }
     }
     if (fresh.empty()) return {};
     const stream_position at = advance();
     for (auto& [key_id, key] : fresh) {
+        device.one_time_keys_ever.push_back({key_id, key, at});
         device.one_time_keys.push_back({std::move(key_id), std::move(key), at});
     }
     return {};
@@ -196,6 +198,7 @@ void server_model::set_fallback_keys(const std::string& user_id, const std::stri
             continue;
         }
         device.fallback_keys[algorithm] = {.key_id = key_id, .key = key, .used = false};
+        device.fallback_keys_ever.push_back({.key_id = key_id, .key = key, .used = false});
         advance();
     }
 }
@@ -231,6 +234,7 @@ std::optional<std::pair<std::string, json::value>> server_model::claim_key(
         return algorithm_of(k.key_id) == algorithm;
     });
     if (oldest != keys.end()) {
+        device->claimed_one_time_keys.push_back(*oldest);
         std::pair<std::string, json::value> claimed{std::move(oldest->key_id),
                                                     std::move(oldest->key)};
         keys.erase(oldest);
@@ -241,6 +245,9 @@ std::optional<std::pair<std::string, json::value>> server_model::claim_key(
     if (fallback == device->fallback_keys.end()) return std::nullopt;
     if (!fallback->second.used) {
         fallback->second.used = true;
+        for (auto& ever : device->fallback_keys_ever) {
+            if (ever.key_id == fallback->second.key_id) ever.used = true;
+        }
         device->last_claimed_at = advance();
     }
     return std::pair{fallback->second.key_id, fallback->second.key};

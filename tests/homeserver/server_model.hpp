@@ -60,6 +60,14 @@ struct device_record {
     std::map<std::string, fallback_key, std::less<>> fallback_keys;  // by algorithm
     std::deque<to_device_message> inbox;
     stream_position last_claimed_at = 0;  // when another client last claimed one of its keys
+    // The device's key history, kept for checkers (tests/support/store_checker.hpp), which must
+    // prove that no key ever published lost its private part: every one-time key ever accepted
+    // (upload order) and those handed out by claims (claim order), every fallback key ever set
+    // (oldest first), and the messages of uploads refused for a key ID reused with another key.
+    std::vector<one_time_key> one_time_keys_ever;
+    std::vector<one_time_key> claimed_one_time_keys;
+    std::vector<fallback_key> fallback_keys_ever;
+    std::vector<std::string> refused_one_time_key_conflicts;
 };
 
 struct cross_signing_key_record {

@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <new>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -25,7 +26,7 @@ struct test_homeserver::impl final : http_handler {
         : options(std::move(o)),
           model(options.server_name),
           api(model, faults, options.behaviour),
-          server(io, *this, options.limits) {}
+          server(std::make_unique<http_server>(io, *this, options.limits)) {}
 
     // ---- http_handler, on the server's thread ----
 
@@ -44,7 +45,7 @@ struct test_homeserver::impl final : http_handler {
             }
         }
         if (parked) activity.notify_all();
-        if (changed) server.wake_long_polls();
+        if (changed) server->wake_long_polls();
         return outcome;
     }
 
@@ -77,7 +78,8 @@ struct test_homeserver::impl final : http_handler {
         ~change() {
             lock_.unlock();
             try {
-                asio::post(owner_.io, [&server = owner_.server] { server.wake_long_polls(); });
+                // Through the owner: resume() replaces the server while this may be queued.
+                asio::post(owner_.io, [&owner = owner_] { owner.server->wake_long_polls(); });
             } catch (const std::bad_alloc&) {
                 // Only a wake-up is lost: every long-poll still ends at its timeout.
             }
@@ -158,7 +160,7 @@ struct test_homeserver::impl final : http_handler {
     std::map<std::string, simulated_cross_signing> cross_signing;
 
     asio::io_context io;
-    http_server server;
+    std::unique_ptr<http_server> server;
     std::thread thread;
     std::uint16_t port = 0;
     bool started = false;
@@ -175,18 +177,33 @@ result<void> test_homeserver::start() {
     if (impl_->started) return error(errc::invalid_argument, "a test homeserver starts once");
     impl_->started = true;
     const auto& o = impl_->options;
-    auto bound = impl_->server.listen(o.bind_address, o.port, o.tls);
+    auto bound = impl_->server->listen(o.bind_address, o.port, o.tls);
     if (!bound) return bound.error();
     impl_->port = *bound;
-    impl_->server.start();
+    impl_->server->start();
     impl_->thread = std::thread([&io = impl_->io] { io.run(); });
     return {};
 }
 
 void test_homeserver::stop() {
     if (!impl_->thread.joinable()) return;
-    asio::post(impl_->io, [&server = impl_->server] { server.stop(); });
+    asio::post(impl_->io, [&server = *impl_->server] { server.stop(); });
     impl_->thread.join();
+}
+
+result<void> test_homeserver::resume() {
+    if (!impl_->started || impl_->thread.joinable()) {
+        return error(errc::invalid_argument, "only a stopped test homeserver resumes");
+    }
+    // A fresh listener and connection table; the model (the server's database) stays.
+    impl_->server = std::make_unique<http_server>(impl_->io, *impl_, impl_->options.limits);
+    impl_->io.restart();
+    const auto& o = impl_->options;
+    auto bound = impl_->server->listen(o.bind_address, impl_->port, o.tls);
+    if (!bound) return bound.error();
+    impl_->server->start();
+    impl_->thread = std::thread([&io = impl_->io] { io.run(); });
+    return {};
 }
 
 std::uint16_t test_homeserver::port() const {
@@ -300,6 +317,53 @@ void test_homeserver::change_master_key(const std::string& user_id) {
         throw std::invalid_argument("test homeserver: " + user_id + " has no cross-signing keys");
     }
     impl_->publish_cross_signing(user_id, simulated_cross_signing{});
+}
+
+// ---- bulk scripting ----
+
+std::vector<device_identity> test_homeserver::add_devices(
+    const std::vector<std::pair<std::string, std::string>>& user_and_device_ids) {
+    // Key generation and signing dominate: made here, on every core, they do not hold up the
+    // server.
+    const std::size_t count = user_and_device_ids.size();
+    std::vector<std::optional<simulated_device>> made(count);
+    std::vector<json::value> keys(count);
+    auto make = [&](std::size_t first, std::size_t step) {
+        for (std::size_t i = first; i < count; i += step) {
+            const auto& [user_id, device_id] = user_and_device_ids[i];
+            made[i].emplace();
+            keys[i] = make_device_keys(user_id, device_id, *made[i], made[i]->signing_key);
+        }
+    };
+    const std::size_t threads =
+        count < 1000 ? 1 : std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 8);
+    std::vector<std::thread> helpers;
+    for (std::size_t t = 1; t < threads; ++t)
+        helpers.emplace_back(make, t, threads);
+    make(0, threads);
+    for (auto& h : helpers)
+        h.join();
+
+    impl::change change(*impl_);
+    std::set<std::pair<std::string, std::string>> seen;
+    for (const auto& id : user_and_device_ids) {
+        impl_->ensure_new_device(id.first, id.second);
+        if (!seen.insert(id).second) {
+            throw std::invalid_argument("test homeserver: " + id.first + " device " + id.second +
+                                        " is listed twice");
+        }
+    }
+    std::vector<device_identity> identities;
+    identities.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        const auto& [user_id, device_id] = user_and_device_ids[i];
+        impl_->model.ensure_device(user_id, device_id, {});
+        impl_->model.set_device_keys(user_id, device_id, std::move(keys[i]), device_id);
+        identities.push_back(impl_->identity_of(device_id, *made[i]));
+        impl_->devices.emplace(std::pair{user_id, device_id}, std::move(*made[i]));
+        impl_->cross_sign(user_id, device_id);
+    }
+    return identities;
 }
 
 // ---- rooms ----
@@ -455,9 +519,64 @@ void test_homeserver::clear_faults() {
     impl_->faults.clear();
 }
 
+std::size_t test_homeserver::pending_faults() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->faults.pending();
+}
+
 void test_homeserver::set_behaviour(const server_behaviour& behaviour) {
     std::lock_guard lock(impl_->mutex);
     impl_->api.set_behaviour(behaviour);
+}
+
+// ---- the truth, for checkers ----
+
+std::set<std::string> test_homeserver::encrypted_room_peers(const std::string& user_id,
+                                                            std::int64_t at) const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->model.encrypted_room_peers(user_id, at);
+}
+
+std::set<std::string> test_homeserver::device_lists_changed_since(const std::string& user_id,
+                                                                  const std::string& device_id,
+                                                                  std::int64_t since) const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->model.device_lists(user_id, device_id, since, impl_->model.position()).changed;
+}
+
+std::optional<std::map<std::string, json::value>> test_homeserver::served_devices(
+    const std::string& user_id) const {
+    std::lock_guard lock(impl_->mutex);
+    const user_record* user = impl_->model.find_user(user_id);
+    if (!user) return std::nullopt;
+    std::map<std::string, json::value> served;
+    for (const auto& [device_id, device] : user->devices) {
+        if (device.keys)
+            served.emplace(device_id, impl_->model.served_device_keys(user_id, device_id));
+    }
+    return served;
+}
+
+key_history test_homeserver::keys_published_by(const std::string& user_id,
+                                               const std::string& device_id) const {
+    std::lock_guard lock(impl_->mutex);
+    key_history history;
+    const device_record* device = impl_->model.find_device(user_id, device_id);
+    if (!device) return history;
+    for (const auto& k : device->one_time_keys_ever) {
+        history.one_time_keys.push_back({.key_id = k.key_id, .key = k.key});
+    }
+    for (const auto& k : device->claimed_one_time_keys) {
+        history.claimed.push_back(k.key_id);
+    }
+    for (const auto& k : device->fallback_keys_ever) {
+        history.fallback_keys.push_back({.key_id = k.key_id, .key = k.key, .used = k.used});
+    }
+    for (const auto& [algorithm, k] : device->fallback_keys) {
+        history.current_fallback_keys.push_back({.key_id = k.key_id, .key = k.key, .used = k.used});
+    }
+    history.refused_conflicts = device->refused_one_time_key_conflicts;
+    return history;
 }
 
 }  // namespace devlist::testing

@@ -45,9 +45,12 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace devlist::testing {
@@ -92,6 +95,23 @@ struct device_identity {
 
 enum class cross_signing_key_kind { master, self_signing, user_signing };
 
+// A key as published: its full ID "<algorithm>:<id>" and the key object as uploaded.
+struct published_key {
+    std::string key_id{};
+    json::value key{};
+    bool used = false;  // fallback keys: handed out by a claim since they were set
+};
+
+// Every key a device ever published, including those claimed or replaced since.
+struct key_history {
+    std::vector<published_key> one_time_keys{};  // every one ever accepted, upload order
+    std::vector<std::string> claimed{};          // full IDs handed out by claims, claim order
+    std::vector<published_key> fallback_keys{};  // every one ever set, oldest first
+    std::vector<published_key> current_fallback_keys{};  // what a claim would hand out now
+    // The messages of uploads refused because a key ID came again with another key.
+    std::vector<std::string> refused_conflicts{};
+};
+
 class test_homeserver {
   public:
     explicit test_homeserver(homeserver_options options = {});
@@ -104,6 +124,10 @@ class test_homeserver {
     result<void> start();
     // Cancels every connection and joins the server's thread. Idempotent.
     void stop();
+    // After stop(): serves again on the same port, with every account, token, room, key and
+    // queued fault kept, as a real homeserver restarted on its database would. While stopped,
+    // connections are refused. Errors: the port was taken meanwhile.
+    result<void> resume();
 
     std::uint16_t port() const;
     std::string base_url() const;  // "http://127.0.0.1:PORT" (https with TLS)
@@ -139,6 +163,16 @@ class test_homeserver {
     void bootstrap_cross_signing(const std::string& user_id);
     // A new master key (and new self-signing and user-signing keys) for a user who has one.
     void change_master_key(const std::string& user_id);
+
+    // ---- bulk scripting, for load tests ----
+    // Many simulated devices in one change: each (user, device) pair gets a device as
+    // add_device makes it, cross-signed likewise, but without one-time or fallback keys (what
+    // /keys/query serves is the same). The keys are made (on every core) before the model is
+    // locked; then every device appears at once, so a /sync sees all of them or none. Returns the
+    // identities in the order given. Users must exist and devices be new (checked before anything
+    // changes).
+    std::vector<device_identity> add_devices(
+        const std::vector<std::pair<std::string, std::string>>& user_and_device_ids);
 
     // ---- rooms ----
     // A room created (and joined) by creator; encrypted rooms get m.room.encryption at once.
@@ -200,9 +234,26 @@ class test_homeserver {
     // ---- faults ----
     void inject(fault f);
     void clear_faults();
+    // Uses of injected faults not yet taken by a request (0: every fault struck).
+    std::size_t pending_faults() const;
     // Switches how the server behaves where the spec allows several ways (see
     // server_behaviour.hpp), effective from the next request.
     void set_behaviour(const server_behaviour& behaviour);
+
+    // ---- the truth, for checkers (tests/support/store_checker.hpp) ----
+    // Who shared an encrypted room with user_id at stream position `at` (joined or invited).
+    std::set<std::string> encrypted_room_peers(const std::string& user_id, std::int64_t at) const;
+    // The users the device_lists.changed of a /sync by this device from position `since` to now
+    // would name: whose devices a client synced up to `since` may not know yet.
+    std::set<std::string> device_lists_changed_since(const std::string& user_id,
+                                                     const std::string& device_id,
+                                                     std::int64_t since) const;
+    // Every device of the user that /keys/query serves, as it serves it, by device ID; nullopt
+    // for an unknown user.
+    std::optional<std::map<std::string, json::value>> served_devices(
+        const std::string& user_id) const;
+    // Every key a device ever published (see key_history).
+    key_history keys_published_by(const std::string& user_id, const std::string& device_id) const;
 
   private:
     struct impl;

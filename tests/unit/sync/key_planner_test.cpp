@@ -105,5 +105,16 @@ TEST(key_planner_test, the_fallback_key_is_rotated_when_used_or_a_week_old) {
     EXPECT_EQ(p.fallback_next(key, 2000, 168h), key_planner::fallback_step::rotate);
 }
 
+// Issue 7: the first /sync of a run is usually sent before the first upload is answered. Its
+// counts are stale then, but not its word that the server takes fallback keys; ignoring that
+// held the first fallback key back for up to two long-polls (a minute with the default 30 s).
+TEST(key_planner_test, fallback_support_is_taken_even_from_a_report_older_than_an_upload) {
+    key_planner p(50);
+    p.note_upload_answer({{"signed_curve25519", 0}}, t0 + 1s);
+    p.note_sync(report(7, std::vector<std::string>{}, t0));
+    EXPECT_TRUE(p.fallback_supported());
+    EXPECT_EQ(p.server_count(), 0);  // the stale count is still ignored
+}
+
 }  // namespace
 }  // namespace devlist::sync
