@@ -10,6 +10,9 @@ packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   sqlite3 curl ca-certificates openssl
   systemd  # systemd-analyze, systemd-socket-activate, sysusers, tmpfiles: the unit tests
+  # The sanitizer build and the fuzz targets (clang 14 with its ASan/UBSan/libFuzzer runtimes
+  # in libclang-rt-dev), llvm-symbolizer (llvm) for readable reports, lld for fast links.
+  clang libclang-rt-dev llvm lld
 )
 
 missing=()
