@@ -66,8 +66,11 @@ result<connection> connection::open(const std::filesystem::path& path,
                                     const open_options& options) {
     std::string name = path.string();
     sqlite3* raw = nullptr;
+    // A connection is used from one thread only (the store is not thread-safe), so SQLite's
+    // per-connection mutex is pure cost.
     int rc =
-        sqlite3_open_v2(name.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+        sqlite3_open_v2(name.c_str(), &raw,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
         std::string why = raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
         sqlite3_close(raw);

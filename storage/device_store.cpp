@@ -89,6 +89,19 @@ result<query_outcome> device_store::apply_query_result(const query_result& answe
 
 result<void> device_store::apply_user(const user_query_result& user, timestamp_ms at,
                                       query_outcome& outcome) {
+    if (user.unchanged && user.clear_outdated) {
+        // The common case of a large answer: one statement. Only when it clears nothing is it
+        // asked why (untracked meanwhile, or the generation moved).
+        auto cleared = stmts_.run_counted(
+            "UPDATE tracked_users SET outdated = 0, last_refreshed_at = ?3 "
+            "WHERE user_id = ?1 AND generation = ?2",
+            user.user_id, user.generation_at_send, at);
+        if (!cleared) return cleared.error();
+        if (*cleared != 0) {
+            outcome.cleared.push_back(user.user_id);
+            return {};
+        }
+    }
     auto tracked = stmts_.query_one("SELECT generation FROM tracked_users WHERE user_id = ?1",
                                     read_int64, user.user_id);
     if (!tracked) return tracked.error();
@@ -98,8 +111,10 @@ result<void> device_store::apply_user(const user_query_result& user, timestamp_m
         outcome.not_tracked.push_back(user.user_id);
         return {};
     }
-    if (auto r = apply_devices(user, at, outcome); !r) return r;
-    if (auto r = apply_cross_signing_keys(user, at); !r) return r;
+    if (!user.unchanged) {
+        if (auto r = apply_devices(user, at, outcome); !r) return r;
+        if (auto r = apply_cross_signing_keys(user, at); !r) return r;
+    }
 
     if (!user.clear_outdated) {
         outcome.still_outdated.push_back(user.user_id);

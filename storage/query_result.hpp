@@ -26,6 +26,11 @@ struct user_query_result {
     std::vector<device_record> devices{};
     // When present, replaces the user's cross-signing keys (a usage missing is removed).
     std::optional<std::vector<cross_signing_key>> cross_signing_keys{};
+    // Set by the engine when the answer repeats exactly what is stored (the same devices and
+    // cross-signing keys, byte for byte, every last_seen within last_seen_resolution_ms): then
+    // nothing but the outdated flag is written, and `devices` and `cross_signing_keys` are
+    // not read.
+    bool unchanged = false;
 };
 
 struct query_result {

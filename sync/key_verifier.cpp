@@ -194,6 +194,39 @@ std::optional<std::string> device_problem(verifier& v, const queried_device& d,
     return std::nullopt;
 }
 
+// Whether storing `out` would change nothing but a last_seen that is still recent enough: then
+// the store writes only the outdated flag (most users of a large answer come back unchanged).
+bool same_as_stored(const storage::user_query_result& out, const known_keys& known,
+                    storage::timestamp_ms now) {
+    auto recent = [now](storage::timestamp_ms seen) {
+        return now - seen < storage::last_seen_resolution_ms;
+    };
+    if (out.devices.size() != known.devices.size()) return false;
+    for (const auto& d : out.devices) {
+        auto k = std::find_if(known.devices.begin(), known.devices.end(),
+                              [&](const auto& stored) { return stored.device_id == d.device_id; });
+        if (k == known.devices.end() || k->deleted_at || !recent(k->last_seen) ||
+            k->ed25519 != d.ed25519 || k->curve25519 != d.curve25519 ||
+            k->display_name != d.display_name || k->signed_json != d.signed_json ||
+            k->cross_signed != d.cross_signed) {
+            return false;
+        }
+    }
+    static const std::vector<storage::cross_signing_key> none;
+    const auto& keys = out.cross_signing_keys ? *out.cross_signing_keys : none;
+    if (keys.size() != known.cross_signing.size()) return false;
+    for (const auto& key : keys) {
+        auto k = std::find_if(known.cross_signing.begin(), known.cross_signing.end(),
+                              [&](const auto& stored) { return stored.usage == key.usage; });
+        if (k == known.cross_signing.end() || !recent(k->last_seen) ||
+            k->public_key != key.public_key || k->signed_json != key.signed_json ||
+            k->verified != key.verified) {
+            return false;
+        }
+    }
+    return true;
+}
+
 storage::user_query_result verify_user(verifier& v, const query_ticket& ticket,
                                        const user_answer& answer, const known_keys& known) {
     storage::user_query_result out;
@@ -272,6 +305,7 @@ storage::user_query_result verify_user(verifier& v, const query_ticket& ticket,
         }
         out.devices.push_back(std::move(rec));
     }
+    out.unchanged = same_as_stored(out, known, v.now);
     return out;
 }
 

@@ -102,6 +102,31 @@ TEST_F(DeviceStoreTest, UnchangedDeviceOnlyRefreshesAStaleLastSeen) {
     EXPECT_EQ(stored->last_seen, later);
 }
 
+TEST_F(DeviceStoreTest, AnUnchangedUserWritesOnlyTheOutdatedFlag) {
+    track("@a:b.org", 1);
+    must(db().devices().apply_query_result(answer("@a:b.org", 1, {device("@a:b.org", "D1")})));
+    const std::int64_t cursor = must(db().outbox().last_cursor());
+    mark_outdated("@a:b.org", 2);
+    // `unchanged` is the engine's word that the devices are what is stored: they are not read.
+    query_result same = answer("@a:b.org", 2, {}, 6000);
+    same.users[0].unchanged = true;
+    query_outcome outcome = must(db().devices().apply_query_result(same));
+    EXPECT_EQ(outcome.cleared, std::vector<std::string>{"@a:b.org"});
+    EXPECT_TRUE(outcome.device_changes.empty());
+    EXPECT_TRUE(events_after(cursor).empty());
+    EXPECT_EQ(must(db().devices().devices_of("@a:b.org")).size(), 1u);
+    EXPECT_EQ(must(db().tracking().find("@a:b.org"))->last_refreshed_at, 6000);
+
+    // The generation moved meanwhile: still outdated; untracked meanwhile: not tracked.
+    mark_outdated("@a:b.org", 3);
+    same.users[0].generation_at_send = 2;
+    outcome = must(db().devices().apply_query_result(same));
+    EXPECT_EQ(outcome.still_outdated, std::vector<std::string>{"@a:b.org"});
+    same.users[0].user_id = "@gone:b.org";
+    outcome = must(db().devices().apply_query_result(same));
+    EXPECT_EQ(outcome.not_tracked, std::vector<std::string>{"@gone:b.org"});
+}
+
 TEST_F(DeviceStoreTest, ChangedDeviceIsUpdatedAndAnnounced) {
     track("@a:b.org", 1);
     must(db().devices().apply_query_result(answer("@a:b.org", 1, {device("@a:b.org", "D1")})));

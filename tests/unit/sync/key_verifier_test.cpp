@@ -115,6 +115,40 @@ TEST_F(verifier_test, byte_identical_devices_are_not_verified_again) {
     EXPECT_EQ(only_user(r).devices.size(), 1u);
     EXPECT_EQ(stats.devices_unchanged, 1u);
     EXPECT_EQ(stats.signatures_checked, 0u);
+    EXPECT_TRUE(only_user(r).unchanged);  // the store writes nothing but the outdated flag
+}
+
+TEST_F(verifier_test, a_user_is_unchanged_only_if_everything_stored_is_repeated_and_recent) {
+    fake_device dev{"@a:hs", "DEV"}, other{"@a:hs", "NEW"};
+    const std::string raw = dev.signed_json();
+    const storage::device_record stored{"@a:hs",
+                                        "DEV",
+                                        dev.ed.public_key().to_base64(),
+                                        dev.curve.public_key().to_base64(),
+                                        std::nullopt,
+                                        raw,
+                                        false,
+                                        1,
+                                        1,
+                                        std::nullopt};
+    store["@a:hs"].devices = {stored};
+    // A new device beside it.
+    auto r =
+        run(answer_body({{"@a:hs", {{"DEV", raw}, {"NEW", other.signed_json()}}}}), {{"@a:hs", 2}});
+    EXPECT_FALSE(only_user(r).unchanged);
+    // A device gone from the answer.
+    r = run(answer_body({{"@a:hs", {}}}), {{"@a:hs", 2}});
+    EXPECT_FALSE(only_user(r).unchanged);
+    // Repeated, but last seen longer ago than the resolution (the answer is at 1000).
+    store["@a:hs"].devices[0].last_seen = 1000 - storage::last_seen_resolution_ms;
+    r = run(answer_body({{"@a:hs", {{"DEV", raw}}}}), {{"@a:hs", 2}});
+    EXPECT_FALSE(only_user(r).unchanged);
+    // A cross-signing key stored but no longer served.
+    store["@a:hs"].devices = {stored};
+    store["@a:hs"].cross_signing.push_back(
+        {"@a:hs", storage::key_usage::master, "M", "{}", true, 1, 1});
+    r = run(answer_body({{"@a:hs", {{"DEV", raw}}}}), {{"@a:hs", 2}});
+    EXPECT_FALSE(only_user(r).unchanged);
 }
 
 TEST_F(verifier_test, cross_signing_chain_marks_devices_cross_signed) {
