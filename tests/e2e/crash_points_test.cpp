@@ -100,18 +100,9 @@ class crash_points_test : public ::testing::Test {
                                                 "sync_timeout_ms = 2000\n"
                                                 "log_level = \"info\"\n" +
                                                 extra_settings);
-        process_options o;
-        o.executable = DEVLISTD_PATH;
-        o.arguments = {"--config", config.string()};
-        o.log_file = dir / ("devlistd-" + std::to_string(runs.size() + 1) + ".log");
-        o.environment = {{"DEVLIST_FAILPOINT", std::move(failpoint)},
-                         {"NOTIFY_SOCKET", std::nullopt},
-                         {"LISTEN_PID", std::nullopt},
-                         {"LISTEN_FDS", std::nullopt},
-                         {"LISTEN_FDNAMES", std::nullopt},
-                         {"WATCHDOG_PID", std::nullopt},
-                         {"WATCHDOG_USEC", std::nullopt},
-                         {"JOURNAL_STREAM", std::nullopt}};
+        process_options o = devlistd_options(
+            DEVLISTD_PATH, config.string(),
+            dir / ("devlistd-" + std::to_string(runs.size() + 1) + ".log"), std::move(failpoint));
         runs.push_back(std::make_unique<daemon_process>(std::move(o)));
         return *runs.back();
     }

@@ -234,21 +234,9 @@ log_level = "info"
     // ---- running devlistd ----
 
     daemon_process& start_devlistd(std::optional<std::string> failpoint = std::nullopt) {
-        process_options o;
-        o.executable = DEVLISTD_PATH;
-        o.arguments = {"--config", config.string()};
-        o.log_file = dir / ("devlistd-" + std::to_string(runs.size() + 1) + ".log");
-        // The failpoint is set for this run only, and never inherited from the test's own
-        // environment. The systemd variables would make devlistd talk to a service manager
-        // that runs the test, and journald's line format would replace the plain one.
-        o.environment = {{"DEVLIST_FAILPOINT", std::move(failpoint)},
-                         {"NOTIFY_SOCKET", std::nullopt},
-                         {"LISTEN_PID", std::nullopt},
-                         {"LISTEN_FDS", std::nullopt},
-                         {"LISTEN_FDNAMES", std::nullopt},
-                         {"WATCHDOG_PID", std::nullopt},
-                         {"WATCHDOG_USEC", std::nullopt},
-                         {"JOURNAL_STREAM", std::nullopt}};
+        process_options o = devlistd_options(
+            DEVLISTD_PATH, config.string(),
+            dir / ("devlistd-" + std::to_string(runs.size() + 1) + ".log"), std::move(failpoint));
         run_started.push_back(clock::now());
         runs.push_back(std::make_unique<daemon_process>(std::move(o)));
         return *runs.back();

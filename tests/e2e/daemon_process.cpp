@@ -355,4 +355,23 @@ bool daemon_process::wait_for_output(std::string_view needle, clock::time_point 
         deadline);
 }
 
+process_options devlistd_options(std::filesystem::path executable,
+                                 const std::filesystem::path& config,
+                                 std::filesystem::path log_file,
+                                 std::optional<std::string> failpoint) {
+    process_options o;
+    o.executable = std::move(executable);
+    o.arguments = {"--config", config.string()};
+    o.log_file = std::move(log_file);
+    o.environment = {{"DEVLIST_FAILPOINT", std::move(failpoint)},
+                     {"NOTIFY_SOCKET", std::nullopt},
+                     {"LISTEN_PID", std::nullopt},
+                     {"LISTEN_FDS", std::nullopt},
+                     {"LISTEN_FDNAMES", std::nullopt},
+                     {"WATCHDOG_PID", std::nullopt},
+                     {"WATCHDOG_USEC", std::nullopt},
+                     {"JOURNAL_STREAM", std::nullopt}};
+    return o;
+}
+
 }  // namespace devlist::test

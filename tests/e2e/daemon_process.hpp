@@ -52,6 +52,15 @@ struct process_options {
     std::filesystem::path log_file{};
 };
 
+// How a test runs devlistd: `--config config`, output also appended to log_file, the failpoint
+// set for this run only (never inherited from the test's environment), and the systemd
+// variables removed: they would make devlistd talk to a service manager that runs the test,
+// and journald's line format would replace the plain one.
+process_options devlistd_options(std::filesystem::path executable,
+                                 const std::filesystem::path& config,
+                                 std::filesystem::path log_file,
+                                 std::optional<std::string> failpoint = std::nullopt);
+
 class daemon_process {
   public:
     using clock = std::chrono::steady_clock;

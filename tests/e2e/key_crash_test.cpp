@@ -79,14 +79,9 @@ class key_crash_test : public ::testing::Test {
     }
 
     daemon_process& start(std::optional<std::string> failpoint = std::nullopt) {
-        process_options o;
-        o.executable = DEVLISTD_PATH;
-        o.arguments = {"--config", (dir / "devlistd.toml").string()};
-        o.log_file = dir / ("devlistd-" + std::to_string(runs.size() + 1) + ".log");
-        o.environment = {{"DEVLIST_FAILPOINT", std::move(failpoint)},
-                         {"NOTIFY_SOCKET", std::nullopt},
-                         {"LISTEN_FDS", std::nullopt},
-                         {"JOURNAL_STREAM", std::nullopt}};
+        process_options o = devlistd_options(
+            DEVLISTD_PATH, (dir / "devlistd.toml").string(),
+            dir / ("devlistd-" + std::to_string(runs.size() + 1) + ".log"), std::move(failpoint));
         runs.push_back(std::make_unique<daemon_process>(std::move(o)));
         return *runs.back();
     }

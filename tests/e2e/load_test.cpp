@@ -402,14 +402,9 @@ log_level = "info"
     }
 
     daemon_process& start_devlistd() {
-        process_options o;
-        o.executable = DEVLISTD_PATH;
-        o.arguments = {"--config", config.string()};
-        o.log_file = dir / ("devlistd-" + std::to_string(runs.size() + 1) + ".log");
-        o.environment = {{"DEVLIST_FAILPOINT", std::nullopt}, {"NOTIFY_SOCKET", std::nullopt},
-                         {"LISTEN_PID", std::nullopt},        {"LISTEN_FDS", std::nullopt},
-                         {"LISTEN_FDNAMES", std::nullopt},    {"WATCHDOG_PID", std::nullopt},
-                         {"WATCHDOG_USEC", std::nullopt},     {"JOURNAL_STREAM", std::nullopt}};
+        process_options o =
+            devlistd_options(DEVLISTD_PATH, config.string(),
+                             dir / ("devlistd-" + std::to_string(runs.size() + 1) + ".log"));
         run_started.push_back(clock::now());
         runs.push_back(std::make_unique<daemon_process>(std::move(o)));
         return *runs.back();

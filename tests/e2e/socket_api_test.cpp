@@ -97,13 +97,9 @@ sync_timeout_ms = 2000
 
     daemon_process& start_devlistd() {
         write_config();
-        process_options o;
-        o.executable = DEVLISTD_PATH;
-        o.arguments = {"--config", config.string()};
-        o.log_file = dir / ("devlistd-" + std::to_string(runs.size() + 1) + ".log");
-        o.environment = {{"NOTIFY_SOCKET", std::nullopt}, {"LISTEN_PID", std::nullopt},
-                         {"LISTEN_FDS", std::nullopt},    {"JOURNAL_STREAM", std::nullopt},
-                         {"WATCHDOG_USEC", std::nullopt}, {"DEVLIST_FAILPOINT", std::nullopt}};
+        process_options o =
+            devlistd_options(DEVLISTD_PATH, config.string(),
+                             dir / ("devlistd-" + std::to_string(runs.size() + 1) + ".log"));
         runs.push_back(std::make_unique<daemon_process>(std::move(o)));
         auto& d = *runs.back();
         EXPECT_TRUE(d.wait_for_output("socket API on " + socket.string(), clock::now() + patience))
