@@ -348,14 +348,19 @@ TEST_F(crash_points_test, killed_while_the_homeserver_holds_a_one_time_key_uploa
     EXPECT_EQ(hs.pending_faults(), 0u);
     auto e = d.kill();
     ASSERT_TRUE(e.killed_by(SIGKILL)) << e;
-    EXPECT_EQ(hs.one_time_key_count(bot, bot_device), 50u);  // the lost answer's keys are there
+    // devlistd may have seen the claims in one sync or in several, so the lost upload carried
+    // between 1 and 20 keys: they are on the server, and still pending here.
+    std::int64_t pending = 0;
     {
         auto s = open_store();
-        EXPECT_EQ(*s.one_time_keys().count(storage::key_state::pending), 20);
+        pending = *s.one_time_keys().count(storage::key_state::pending);
     }
+    EXPECT_GE(pending, 1);
+    EXPECT_LE(pending, 20);
+    EXPECT_EQ(hs.one_time_key_count(bot, bot_device), 30u + static_cast<std::size_t>(pending));
     expect_consistent_after_crash();
 
-    ASSERT_NO_FATAL_FAILURE(run_until_converged_and_stop({"published 20 one-time keys"}));
+    ASSERT_NO_FATAL_FAILURE(run_until_converged_and_stop({"; the server has 50"}));
     EXPECT_EQ(hs.one_time_key_count(bot, bot_device), 50u);
     expect_store_matches_homeserver();
 }
