@@ -52,6 +52,9 @@ std::optional<std::chrono::system_clock::time_point> parse_imf_fixdate(std::stri
         *minute > 59 || *second > 60) {
         return std::nullopt;
     }
+    // system_clock counts nanoseconds in 64 bits: about 1678 to 2261. A date outside a sane
+    // range would overflow it (a fuzzer found "Wed, 15 Nov 4046 00:00:00 GMT").
+    if (*year < 1970 || *year > 2200) return std::nullopt;
     const std::chrono::year_month_day date{std::chrono::year{static_cast<int>(*year)},
                                            std::chrono::month{month}, std::chrono::day{*day}};
     if (!date.ok()) return std::nullopt;
