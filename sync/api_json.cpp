@@ -7,7 +7,39 @@
 
 namespace devlist {
 
+std::string_view sync::name_of(engine_phase p) {
+    switch (p) {
+        case engine_phase::starting:
+            return "starting";
+        case engine_phase::syncing:
+            return "syncing";
+        case engine_phase::backing_off:
+            return "backing_off";
+        case engine_phase::stopped:
+            return "stopped";
+    }
+    return "starting";
+}
+
+std::string_view sync::name_of(cross_signing_state s) {
+    switch (s) {
+        case cross_signing_state::off:
+            return "off";
+        case cross_signing_state::pending:
+            return "pending";
+        case cross_signing_state::uploaded:
+            return "uploaded";
+        case cross_signing_state::managed_elsewhere:
+            return "managed_elsewhere";
+        case cross_signing_state::failed:
+            return "failed";
+    }
+    return "off";
+}
+
 namespace {
+
+using sync::name_of;
 
 template <class T>
 json::value nullable(const std::optional<T>& v) {
@@ -23,36 +55,6 @@ json::value nonempty(const std::string& s) {
 // Counters are unsigned; JSON integers stop at 2^53-1, far beyond any count.
 json::value count(std::uint64_t n) {
     return json::value(static_cast<std::int64_t>(n));
-}
-
-std::string_view name_of(engine_phase p) {
-    switch (p) {
-        case engine_phase::starting:
-            return "starting";
-        case engine_phase::syncing:
-            return "syncing";
-        case engine_phase::backing_off:
-            return "backing_off";
-        case engine_phase::stopped:
-            return "stopped";
-    }
-    return "starting";
-}
-
-std::string_view name_of(cross_signing_state s) {
-    switch (s) {
-        case cross_signing_state::off:
-            return "off";
-        case cross_signing_state::pending:
-            return "pending";
-        case cross_signing_state::uploaded:
-            return "uploaded";
-        case cross_signing_state::managed_elsewhere:
-            return "managed_elsewhere";
-        case cross_signing_state::failed:
-            return "failed";
-    }
-    return "off";
 }
 
 std::string_view name_of(key_usage u) {

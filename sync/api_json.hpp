@@ -6,7 +6,13 @@
 #include "devlist/json.hpp"
 #include "devlist/types.hpp"
 
+#include <string_view>
+
 namespace devlist::sync {
+
+// The names the socket API, the metrics and the logs use.
+std::string_view name_of(devlist::engine_phase p);
+std::string_view name_of(devlist::cross_signing_state s);
 
 // ["own", "encrypted_room", "explicit"], those that apply.
 json::value reasons_value(const devlist::tracking_reasons& r);

@@ -7,6 +7,20 @@ namespace devlist::sync {
 
 namespace {
 
+devlist::key_usage to_public(storage::key_usage u) {
+    switch (u) {
+        case storage::key_usage::master:
+            return devlist::key_usage::master;
+        case storage::key_usage::self_signing:
+            return devlist::key_usage::self_signing;
+        case storage::key_usage::user_signing:
+            return devlist::key_usage::user_signing;
+    }
+    return devlist::key_usage::master;
+}
+
+}  // namespace
+
 devlist::engine_phase to_public(engine_phase p) {
     switch (p) {
         case engine_phase::starting:
@@ -36,20 +50,6 @@ devlist::cross_signing_state to_public(cross_signing_state s) {
     }
     return devlist::cross_signing_state::off;
 }
-
-devlist::key_usage to_public(storage::key_usage u) {
-    switch (u) {
-        case storage::key_usage::master:
-            return devlist::key_usage::master;
-        case storage::key_usage::self_signing:
-            return devlist::key_usage::self_signing;
-        case storage::key_usage::user_signing:
-            return devlist::key_usage::user_signing;
-    }
-    return devlist::key_usage::master;
-}
-
-}  // namespace
 
 bool is_valid_consumer_name(std::string_view name) {
     if (name.empty() || name.size() > 64) return false;

@@ -29,6 +29,8 @@ namespace devlist::sync {
 // A-Z a-z 0-9 . _ -
 bool is_valid_consumer_name(std::string_view name);
 
+devlist::engine_phase to_public(engine_phase p);
+devlist::cross_signing_state to_public(cross_signing_state s);
 devlist::device to_public(const storage::device_record& d);
 devlist::tracking_reasons to_public(const storage::tracking_reasons& r);
 devlist::tracked_user to_public(const storage::tracked_user& u);

@@ -18,6 +18,8 @@
 #include "crypto/base64.hpp"
 #include "crypto/json_value.hpp"
 #include "devlist/failpoint.hpp"
+#include "sync/api_json.hpp"
+#include "sync/api_model.hpp"
 #include "sync/device_list_tracker.hpp"
 #include "sync/key_maintenance.hpp"
 #include "sync/key_verifier.hpp"
@@ -734,33 +736,11 @@ result<bool> sync_engine::untrack_user(const std::string& user_id) {
 }
 
 std::string_view to_string(engine_phase p) {
-    switch (p) {
-        case engine_phase::starting:
-            return "starting";
-        case engine_phase::syncing:
-            return "syncing";
-        case engine_phase::backing_off:
-            return "backing_off";
-        case engine_phase::stopped:
-            return "stopped";
-    }
-    return "starting";
+    return name_of(to_public(p));
 }
 
 std::string_view to_string(cross_signing_state s) {
-    switch (s) {
-        case cross_signing_state::off:
-            return "off";
-        case cross_signing_state::pending:
-            return "pending";
-        case cross_signing_state::uploaded:
-            return "uploaded";
-        case cross_signing_state::managed_elsewhere:
-            return "managed_elsewhere";
-        case cross_signing_state::failed:
-            return "failed";
-    }
-    return "off";
+    return name_of(to_public(s));
 }
 
 void sync_engine::set_one_time_key_target(std::size_t target) {
