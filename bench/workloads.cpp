@@ -387,6 +387,7 @@ asio::awaitable<ingest_figures> ingest(ingest_setup setup) {
     sync::ingest_options options;
     options.pool = setup.pool;
     options.pool_threads = setup.pool ? setup.pool_threads : 0;
+    options.pool_nice = sync::engine_options{}.verify_threads_nice;
     auto totals =
         co_await sync::ingest_query_answer(*setup.store, *answer, setup.tickets, now_ms, options);
     f.seconds = seconds_since(start);
@@ -748,8 +749,8 @@ class bench_run {
         }
     }
 
+    // As the engine has it: a verification thread per core allowed, at a lower priority.
     asio::thread_pool* pool() {
-        if (opts_.threads < 2) return nullptr;
         if (!pool_) pool_.emplace(opts_.threads);
         return &*pool_;
     }
@@ -1321,10 +1322,8 @@ int child_w2_peak(const std::string& db, const std::string& answer_path, unsigne
     sync::parse_context parser;
     auto parsed = need(sync::parse_keys_query_response(parser, body), "parse");
     std::vector<std::string> users = parsed.users;
-    std::optional<asio::thread_pool> pool;
-    if (threads >= 2) pool.emplace(threads);
-    auto f = ingest_now(
-        {&store, &parser, &body, tickets_for(store, users), pool ? &*pool : nullptr, threads});
+    asio::thread_pool pool(threads);
+    auto f = ingest_now({&store, &parser, &body, tickets_for(store, users), &pool, threads});
     if (!f.error.empty()) fail(f.error);
     std::printf("rss_before_kb %ld hwm_kb %ld devices %zu\n", before,
                 status_kb(::getpid(), "VmHWM"),

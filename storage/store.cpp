@@ -13,8 +13,9 @@
 
 namespace devlist::storage {
 
-// Declaration order is construction order: lock, connection, stores; destruction runs backwards,
-// so statements are finalized before the connection closes, and the lock goes last.
+// Declaration order is construction order: lock, connection, stores, checkpointer; destruction
+// runs backwards, so the checkpoint thread stops and statements are finalized before the
+// connection closes, and the lock goes last.
 struct store::parts {
     std::filesystem::path path;
     std::optional<store_lock> lock;
@@ -28,6 +29,7 @@ struct store::parts {
     one_time_key_store one_time_keys{db};
     fallback_key_store fallback_keys{db};
     own_cross_signing_store own_cross_signing{db};
+    std::optional<wal_checkpointer> checkpointer;
 
     parts(std::filesystem::path p, std::optional<store_lock> l, connection c) noexcept
         : path(std::move(p)), lock(std::move(l)), db(std::move(c)) {}
@@ -61,7 +63,13 @@ result<store> store::open(const std::filesystem::path& path, const store_options
     auto db = connection::open(path, options.database);
     if (!db) return db.error();
     if (auto r = migrate(*db); !r) return r.error();
-    return store(std::make_unique<parts>(path, std::move(lock), std::move(*db)));
+    auto p = std::make_unique<parts>(path, std::move(lock), std::move(*db));
+    if (path != ":memory:") {
+        auto started = wal_checkpointer::start(p->db, path, options.checkpoints);
+        if (!started) return started.error();
+        p->checkpointer.emplace(std::move(*started));
+    }
+    return store(std::move(p));
 }
 
 store::store(std::unique_ptr<parts> p) noexcept : parts_(std::move(p)) {}
@@ -101,6 +109,9 @@ connection& store::database() noexcept {
 }
 const std::filesystem::path& store::path() const noexcept {
     return parts_->path;
+}
+checkpoint_counters store::checkpoints() const {
+    return parts_->checkpointer ? parts_->checkpointer->counters() : checkpoint_counters{};
 }
 
 }  // namespace devlist::storage

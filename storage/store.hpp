@@ -20,6 +20,7 @@
 #include "storage/security_log.hpp"
 #include "storage/sync_store.hpp"
 #include "storage/tracking_store.hpp"
+#include "storage/wal_checkpointer.hpp"
 
 #include <filesystem>
 #include <memory>
@@ -28,6 +29,9 @@ namespace devlist::storage {
 
 struct store_options {
     open_options database;
+    // WAL checkpoints on a thread of their own instead of inside the commits of the store's
+    // (io) thread; see wal_checkpointer.hpp. Not for ":memory:".
+    checkpoint_options checkpoints;
 };
 
 class store {
@@ -59,6 +63,8 @@ class store {
     // with one opened here.
     connection& database() noexcept;
     const std::filesystem::path& path() const noexcept;
+    // The WAL checkpoints done so far (all zero for ":memory:").
+    checkpoint_counters checkpoints() const;
 
   private:
     struct parts;

@@ -8,7 +8,11 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <set>
 #include <utility>
 
@@ -57,13 +61,29 @@ struct pool_job {
     storage::query_result result{};
 };
 
+// Verification competes with the io thread for the CPU; where they share a core (one core, or a
+// busy machine), the io thread must win, or local clients and the sync loop wait for whole
+// slices of signature checks. Linux gives each thread its own nice value.
+void lower_this_thread_priority(int by) {
+    thread_local bool lowered = false;
+    if (lowered || by <= 0) return;
+    lowered = true;
+    const auto self = static_cast<id_t>(::gettid());
+    errno = 0;
+    const int now = ::getpriority(PRIO_PROCESS, self);
+    if (now == -1 && errno != 0) return;
+    // Failing leaves the thread as it is: slower answers under load, nothing wrong.
+    (void)::setpriority(PRIO_PROCESS, self, std::min(now + by, 19));
+}
+
 // Runs `job` on `pool` and resumes the coroutine on its own executor. Not cancellable: the
 // job reads the answer and writes the job, which outlive it because the caller awaits every
 // job (hence pointers, not copies, as parameters).
 asio::awaitable<void> verify_on_pool(asio::thread_pool* pool, const query_answer_index* index,
-                                     pool_job* job, storage::timestamp_ms now) {
-    auto initiate = [pool, index, job, now](auto handler) {
-        asio::post(*pool, [index, job, now, handler = std::move(handler)]() mutable {
+                                     pool_job* job, storage::timestamp_ms now, int nice) {
+    auto initiate = [pool, index, job, now, nice](auto handler) {
+        asio::post(*pool, [index, job, now, nice, handler = std::move(handler)]() mutable {
+            lower_this_thread_priority(nice);
             // verify_query_users asks for each ticket's stored keys once, in ticket order.
             std::size_t next = 0;
             verify_query_users(
@@ -80,14 +100,14 @@ asio::awaitable<void> verify_on_pool(asio::thread_pool* pool, const query_answer
 
 // Every job of a round at once, one pool thread each.
 asio::awaitable<void> verify_round(asio::thread_pool* pool, const query_answer_index* index,
-                                   std::span<pool_job> jobs, storage::timestamp_ms now) {
+                                   std::span<pool_job> jobs, storage::timestamp_ms now, int nice) {
     if (jobs.empty()) co_return;
     if (jobs.size() == 1) {
-        co_await verify_on_pool(pool, index, &jobs.front(), now);
+        co_await verify_on_pool(pool, index, &jobs.front(), now, nice);
         co_return;
     }
-    co_await (verify_on_pool(pool, index, &jobs.front(), now) &&
-              verify_round(pool, index, jobs.subspan(1), now));
+    co_await (verify_on_pool(pool, index, &jobs.front(), now, nice) &&
+              verify_round(pool, index, jobs.subspan(1), now, nice));
 }
 
 constexpr std::size_t pool_slice_users = 32;
@@ -148,7 +168,7 @@ asio::awaitable<ingest_totals> ingest_query_answer(
                 for (const auto& t : job.tickets)
                     job.known.push_back(load_known_keys(store, t.user_id));
             }
-            co_await verify_round(options.pool, &index, jobs, now);
+            co_await verify_round(options.pool, &index, jobs, now, options.pool_nice);
             // An empty answer still commits once: the answered servers' backoff is cleared.
             if (jobs.empty()) jobs.emplace_back();
             for (auto& job : jobs) {

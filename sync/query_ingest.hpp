@@ -48,6 +48,9 @@ struct ingest_options {
     // committed in order on the calling thread.
     boost::asio::thread_pool* pool = nullptr;
     std::size_t pool_threads = 0;  // the pool's size (how many slices are verified at once)
+    // Each pool thread lowers its own priority (nice) by this much when it first verifies, so
+    // that the io thread wins a contended core (a thread never raises it again).
+    int pool_nice = 0;
 };
 
 struct ingest_totals {

@@ -9,6 +9,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -72,7 +73,7 @@ std::string to_device_payload(const to_device_event& e) {
 
 std::size_t default_verify_threads() {
     const std::size_t cores = std::thread::hardware_concurrency();
-    return cores > 1 ? std::min<std::size_t>(cores, 4) : 0;
+    return std::clamp<std::size_t>(cores, 1, 4);
 }
 
 class sync_engine::impl {
@@ -572,6 +573,7 @@ asio::awaitable<void> sync_engine::impl::query_worker() {
         if (verify_pool_) {
             how.pool = &*verify_pool_;
             how.pool_threads = options_.verify_threads;
+            how.pool_nice = options_.verify_threads_nice;
         }
         auto totals =
             co_await ingest_query_answer(store_, *answer, tickets, now_ms, how,

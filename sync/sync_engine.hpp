@@ -40,7 +40,7 @@ struct sync_delivery {
     std::string_view body;  // the response body as received (JSON)
 };
 
-// One verification thread per core, up to four, where there is more than one core; else 0.
+// One verification thread per core, up to four; one on a one-core machine.
 std::size_t default_verify_threads();
 
 struct engine_options {
@@ -61,9 +61,13 @@ struct engine_options {
     // A /keys/query answer is verified and stored in slices of about this much work; the io
     // thread serves the sync loop and local clients between slices.
     std::chrono::microseconds query_slice_budget{1000};
-    // Threads that verify signatures beside the io thread (0: verify on the io thread). By
-    // default one per core, up to four, on a machine with more than one core.
+    // Threads that verify signatures beside the io thread (0: verify on the io thread, in
+    // slices). By default one per core, up to four, and one on a one-core machine: there the
+    // thread's lower priority (below) is what keeps the io thread answering at once.
     std::size_t verify_threads = default_verify_threads();
+    // How much the verification threads lower their own priority (nice), so that the sync loop
+    // and local clients come first when they compete for a core; verification gets the rest.
+    int verify_threads_nice = 5;
     backoff_policy sync_backoff{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000)};
     backoff_policy query_backoff{std::chrono::milliseconds(2000), std::chrono::milliseconds(60000)};
     // Per server listed in /keys/query `failures`, and per user missing from an answer.

@@ -9,7 +9,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <filesystem>
+#include <future>
 #include <random>
 
 #include "storage/store.hpp"
@@ -168,6 +173,27 @@ TEST_F(query_ingest_test, a_pool_verifies_the_same_and_commits_in_order) {
     for (const auto& t : tickets)
         order.push_back(t.user_id);
     EXPECT_EQ(totals.outcome.cleared, order);
+}
+
+TEST_F(query_ingest_test, the_pool_threads_lower_their_priority_once_and_the_caller_keeps_its) {
+    const auto nice_of_this_thread = [] {
+        errno = 0;
+        return ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+    };
+    const int caller = nice_of_this_thread();
+    if (caller > 16) GTEST_SKIP() << "this test runs at nice " << caller << " already";
+    asio::thread_pool pool(1);
+    ingest_options options;
+    options.pool = &pool;
+    options.pool_threads = 1;
+    options.pool_nice = 3;
+    auto totals = ingest(parsed(answer_body(devices, extra)), options);
+    EXPECT_EQ(totals.outcome.cleared.size(), std::size_t{users});
+    std::promise<int> seen;
+    asio::post(pool, [&] { seen.set_value(nice_of_this_thread()); });
+    EXPECT_EQ(seen.get_future().get(), caller + 3);
+    EXPECT_EQ(nice_of_this_thread(), caller);
+    pool.join();
 }
 
 TEST_F(query_ingest_test, an_unchanged_answer_checks_no_signature_again) {
