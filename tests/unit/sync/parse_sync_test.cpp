@@ -202,6 +202,27 @@ TEST(parse_sync, deep_nesting_is_refused_wherever_it_is) {
     EXPECT_EQ(fine->next_batch, "s");
 }
 
+TEST(parse_sync, the_depth_count_finds_each_string_end_after_runs_of_backslashes) {
+    // A quote ends a string unless an odd run of backslashes comes before it. The brackets in
+    // these strings must not count; the root object and 128 brackets after them must, at the
+    // byte of the 128th.
+    const std::string deep = std::string(128, '[') + std::string(128, ']');
+    const std::string fits = std::string(127, '[') + std::string(127, ']');
+    for (const std::string_view text :
+         {R"("\\\\")", R"("[\\\"[")", R"("[\\\\\\\"{")", R"("\\\\\\\\")",
+          R"("[[[\\\\\\\\\\\"]]]\\\\")", R"("")", R"("\\\\[\\\\")"}) {
+        const std::string head = R"({"next_batch": "s", "x": )" + std::string(text) + R"(, "y": )";
+        auto r = parse(head + deep + "}");
+        ASSERT_FALSE(r) << text;
+        EXPECT_NE(r.error().message().find("nesting deeper than the limit of 128 at byte " +
+                                           std::to_string(head.size() + 127)),
+                  std::string::npos)
+            << text << ": " << r.error().message();
+        auto fine = parse(head + fits + "}");
+        EXPECT_TRUE(fine) << text << ": " << fine.error().message();
+    }
+}
+
 TEST(parse_sync, body_without_spare_capacity_is_copied_once) {
     std::string body = R"({"next_batch": "s9"})";
     body.shrink_to_fit();
