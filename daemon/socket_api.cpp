@@ -150,17 +150,15 @@ struct api_handlers {
         return ok(to_json(sync::to_public(engine().status(), *last_cursor, options().version)));
     }
 
-    asio::awaitable<api_response> devices(std::string user_id, bool fresh,
-                                          std::int64_t timeout_ms) {
-        if (!sync::is_valid_user_id(user_id)) co_return invalid_param("not a valid user ID");
-        // An if, not ?: — GCC 12 mishandles a co_await inside a conditional expression.
-        result<devlist::user_devices> answer = error{};
-        if (fresh) {
-            answer = co_await sync::read_fresh_user_devices(engine(), store(), user_id,
-                                                            deadline_after(timeout_ms));
-        } else {
-            answer = sync::read_user_devices(store(), user_id);
-        }
+    api_response devices_now(const std::string& user_id) const {
+        auto answer = sync::read_user_devices(store(), user_id);
+        if (!answer) return from_error(answer.error());
+        return ok(to_json(*answer));
+    }
+
+    asio::awaitable<api_response> fresh_devices(std::string user_id, std::int64_t timeout_ms) {
+        auto answer = co_await sync::read_fresh_user_devices(engine(), store(), user_id,
+                                                             deadline_after(timeout_ms));
         if (!answer) co_return from_error(answer.error());
         co_return ok(to_json(*answer));
     }
@@ -487,108 +485,144 @@ void socket_api::count_response(unsigned status) {
 }
 
 asio::awaitable<api_response> socket_api::handle(api_request request) {
-    // Kept for the log line: a failure of ours must be visible on the daemon's side too.
-    std::string what = request.method + " " + request.target.substr(0, 200);
-    api_response r = co_await route(std::move(request));
-    count_response(r.status);
-    if (r.status >= 500 && log_) {
-        log_(sync::log_level::warning,
-             "socket API: " + what + ": " + std::to_string(r.status) + " " + r.body);
-    }
+    if (auto now = answer_now(request)) co_return std::move(*now);
+    // Kept for the log line: the request itself goes to the handler.
+    api_request head{request.method, request.target, {}, request.peer};
+    api_response r = co_await route_waiting(std::move(request));
+    finish(head, r);
     co_return r;
 }
 
-asio::awaitable<api_response> socket_api::route(api_request request) {
+std::optional<api_response> socket_api::answer_now(const api_request& request) {
+    auto r = route_now(request);
+    if (r) finish(request, *r);
+    return r;
+}
+
+void socket_api::finish(const api_request& request, const api_response& response) {
+    count_response(response.status);
+    // A failure of ours must be visible on the daemon's side too.
+    if (response.status >= 500 && log_) {
+        log_(sync::log_level::warning, "socket API: " + request.method + " " +
+                                           request.target.substr(0, 200) + ": " +
+                                           std::to_string(response.status) + " " + response.body);
+    }
+}
+
+namespace {
+
+// The path without the query, for log lines: the path says what was asked for.
+std::string logged_path(const std::string& target) {
+    std::string path = target.substr(0, target.find('?'));
+    if (path.size() > 200) path = path.substr(0, 200) + "...";
+    return path;
+}
+
+}  // namespace
+
+std::optional<api_response> socket_api::route_now(const api_request& request) {
     api_handlers h{*this};
     const std::string& m = request.method;
-    // The log names the path without the query: the path says what was asked for.
-    std::string path = request.target.substr(0, request.target.find('?'));
-    if (path.size() > 200) path = path.substr(0, 200) + "...";
     if (!may_use(options_.access, request.peer)) {
         ++counters_.denied;
-        h.log(sync::log_level::warning, "denied ", describe(request.peer), ": ", m, " ", path);
-        co_return error_response(403, "M_FORBIDDEN",
-                                 "this user may not use devlistd's socket (allowed_uids, "
-                                 "allowed_gids)");
+        h.log(sync::log_level::warning, "denied ", describe(request.peer), ": ", m, " ",
+              logged_path(request.target));
+        return error_response(403, "M_FORBIDDEN",
+                              "this user may not use devlistd's socket (allowed_uids, "
+                              "allowed_gids)");
     }
     auto target = parse_request_target(request.target);
-    if (!target) co_return invalid_param(target.error().detail);
+    if (!target) return invalid_param(target.error().detail);
     const auto& s = target->segments;
     if (is_key_endpoint(s) && !may_take_keys(options_.access, request.peer)) {
         ++counters_.denied;
         h.log(sync::log_level::warning, "denied private keys to ", describe(request.peer), ": ", m,
-              " ", path);
-        co_return error_response(403, "M_FORBIDDEN",
-                                 "this user may not take private keys (key_access_uids, "
-                                 "key_access_gids)");
+              " ", logged_path(request.target));
+        return error_response(403, "M_FORBIDDEN",
+                              "this user may not take private keys (key_access_uids, "
+                              "key_access_gids)");
     }
 
     if (matches(s, {"metrics"})) {
-        if (m != "GET") co_return method_not_allowed("GET");
-        co_return h.metrics();
+        if (m != "GET") return method_not_allowed("GET");
+        return h.metrics();
     }
     if (s.empty() || s[0] != "v1") {
-        co_return error_response(404, "M_UNRECOGNIZED", "no such endpoint");
+        return error_response(404, "M_UNRECOGNIZED", "no such endpoint");
     }
     if (matches(s, {"v1", "status"})) {
-        if (m != "GET") co_return method_not_allowed("GET");
-        co_return h.status();
+        if (m != "GET") return method_not_allowed("GET");
+        return h.status();
     }
     if (matches(s, {"v1", "users", "{}", "devices"})) {
-        if (m != "GET") co_return method_not_allowed("GET");
+        if (m != "GET") return method_not_allowed("GET");
         auto fresh = bool_param(*target, "fresh");
-        if (!fresh) co_return from_error(fresh.error());
+        if (!fresh) return from_error(fresh.error());
         auto timeout = count_param(*target, "timeout_ms", json::max_safe_integer);
-        if (!timeout) co_return from_error(timeout.error());
-        co_return co_await h.devices(s[2], *fresh,
-                                     timeout->value_or(options_.default_fresh_wait.count()));
+        if (!timeout) return from_error(timeout.error());
+        if (!sync::is_valid_user_id(s[2])) return invalid_param("not a valid user ID");
+        if (*fresh) return std::nullopt;  // waits for the list to be fresh
+        return h.devices_now(s[2]);
     }
     if (matches(s, {"v1", "users", "{}", "refresh"})) {
-        if (m != "POST") co_return method_not_allowed("POST");
-        co_return h.refresh(s[2]);
+        if (m != "POST") return method_not_allowed("POST");
+        return h.refresh(s[2]);
     }
     if (matches(s, {"v1", "devices", "by-curve25519", "{}"})) {
-        if (m != "GET") co_return method_not_allowed("GET");
-        co_return h.by_curve25519(s[3]);
+        if (m != "GET") return method_not_allowed("GET");
+        return h.by_curve25519(s[3]);
     }
     if (matches(s, {"v1", "tracked"})) {
-        if (m != "GET") co_return method_not_allowed("GET");
-        co_return h.tracked();
+        if (m != "GET") return method_not_allowed("GET");
+        return h.tracked();
     }
     if (matches(s, {"v1", "tracked", "{}"})) {
-        if (m == "PUT") co_return h.track(s[2]);
-        if (m == "DELETE") co_return h.untrack(s[2]);
-        co_return method_not_allowed("PUT, DELETE");
+        if (m == "PUT") return h.track(s[2]);
+        if (m == "DELETE") return h.untrack(s[2]);
+        return method_not_allowed("PUT, DELETE");
     }
     if (matches(s, {"v1", "events"})) {
-        if (m != "GET") co_return method_not_allowed("GET");
-        co_return co_await h.events(std::move(*target));
+        if (m != "GET") return method_not_allowed("GET");
+        return std::nullopt;  // a long-poll
     }
     if (matches(s, {"v1", "events", "ack"})) {
-        if (m != "POST") co_return method_not_allowed("POST");
-        co_return h.acknowledge(request.body);
+        if (m != "POST") return method_not_allowed("POST");
+        return h.acknowledge(request.body);
     }
     if (matches(s, {"v1", "events", "consumers"})) {
-        if (m != "GET") co_return method_not_allowed("GET");
-        co_return h.consumers();
+        if (m != "GET") return method_not_allowed("GET");
+        return h.consumers();
     }
     if (matches(s, {"v1", "events", "consumers", "{}"})) {
-        if (m != "DELETE") co_return method_not_allowed("DELETE");
-        co_return h.remove_consumer(s[3]);
+        if (m != "DELETE") return method_not_allowed("DELETE");
+        return h.remove_consumer(s[3]);
     }
     if (matches(s, {"v1", "security-events"})) {
-        if (m != "GET") co_return method_not_allowed("GET");
-        co_return h.security_events(*target);
+        if (m != "GET") return method_not_allowed("GET");
+        return h.security_events(*target);
     }
     if (matches(s, {"v1", "keys", "one-time", "take"})) {
-        if (m != "POST") co_return method_not_allowed("POST");
-        co_return h.take_one_time_key(request);
+        if (m != "POST") return method_not_allowed("POST");
+        return h.take_one_time_key(request);
     }
     if (matches(s, {"v1", "keys", "fallback"})) {
-        if (m != "GET") co_return method_not_allowed("GET");
-        co_return h.fallback_keys(request);
+        if (m != "GET") return method_not_allowed("GET");
+        return h.fallback_keys(request);
     }
-    co_return error_response(404, "M_UNRECOGNIZED", "no such endpoint");
+    return error_response(404, "M_UNRECOGNIZED", "no such endpoint");
+}
+
+// The requests that route_now left: it has checked access, method and parameters already.
+asio::awaitable<api_response> socket_api::route_waiting(api_request request) {
+    api_handlers h{*this};
+    auto target = parse_request_target(request.target);
+    if (!target) co_return invalid_param(target.error().detail);
+    const auto& s = target->segments;
+    if (matches(s, {"v1", "events"})) co_return co_await h.events(std::move(*target));
+    auto timeout = count_param(*target, "timeout_ms", json::max_safe_integer);
+    if (!timeout) co_return from_error(timeout.error());
+    co_return co_await h.fresh_devices(s[2],
+                                       timeout->value_or(options_.default_fresh_wait.count()));
 }
 
 }  // namespace devlist::daemon

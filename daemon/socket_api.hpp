@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -63,6 +64,12 @@ class socket_api {
     // The answer to one request. Never throws for bad input; a store failure is a 500 answer.
     boost::asio::awaitable<api_response> handle(api_request request);
 
+    // The answer to a request that never waits, at once, counted and logged as handle() would.
+    // nullopt for one that may wait (GET /v1/events, GET /v1/users/{user_id}/devices?fresh=true),
+    // and then nothing was done or counted: handle() answers it. Lets the server answer most
+    // requests without a coroutine of their own.
+    std::optional<api_response> answer_now(const api_request& request);
+
     // An error answer in the API's format: {"errcode": ..., "error": ...}.
     static api_response error_response(unsigned status, std::string_view errcode,
                                        std::string_view message);
@@ -79,7 +86,11 @@ class socket_api {
   private:
     friend struct api_handlers;
 
-    boost::asio::awaitable<api_response> route(api_request request);
+    // Everything but the waiting: nullopt for a request that route_waiting must answer.
+    std::optional<api_response> route_now(const api_request& request);
+    boost::asio::awaitable<api_response> route_waiting(api_request request);
+    // Counts an answer of handle()'s and logs it if it is a failure of ours.
+    void finish(const api_request& request, const api_response& response);
 
     sync::sync_engine& engine_;
     storage::store& store_;

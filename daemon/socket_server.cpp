@@ -14,14 +14,16 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/basic_stream.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <list>
 #include <string>
 #include <variant>
+
+#include "daemon/http_answer.hpp"
 
 namespace devlist::daemon {
 
@@ -29,7 +31,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using local = asio::local::stream_protocol;
-using stream_type = beast::basic_stream<local, asio::any_io_executor, beast::unlimited_rate_policy>;
+using clock_type = std::chrono::steady_clock;
 
 namespace {
 
@@ -59,8 +61,6 @@ read_failure classify(const boost::system::error_code& ec) {
         ec == http::error::partial_message) {
         return {};
     }
-    // A timed-out basic_stream is closed already: there is nobody left to answer.
-    if (ec == beast::error::timeout) return {};
     if (ec == http::error::header_limit) {
         return {431, "M_TOO_LARGE", "the request header is too large"};
     }
@@ -130,10 +130,25 @@ class socket_server::impl {
         asio::cancellation_signal stop;
     };
 
+    // One connection's state, shared by its conversation and its watchdog.
+    struct conversation {
+        conversation(local::socket s, peer_credentials p, std::size_t max_input)
+            : socket(std::move(s)), peer(std::move(p)), input(max_input) {}
+
+        local::socket socket;
+        peer_credentials peer;
+        beast::flat_buffer input;
+        std::string output;  // answers not written yet, in the order of their requests
+        // When the peer has taken too long (to start or finish a request, or to take the
+        // answers); max while a request is being answered.
+        clock_type::time_point deadline = clock_type::time_point::max();
+    };
+
     asio::awaitable<void> serve(local::socket socket, peer_credentials peer);
-    asio::awaitable<void> watch_peer(stream_type& stream);
-    asio::awaitable<void> answer(stream_type& stream, const api_response& response,
-                                 unsigned version, bool keep_alive);
+    asio::awaitable<void> converse(conversation& c);
+    asio::awaitable<void> watchdog(conversation& c);
+    asio::awaitable<bool> flush(conversation& c);
+    asio::awaitable<void> watch_peer(local::socket& socket);
     void start(local::socket socket, peer_credentials peer);
     void finished(std::list<connection>::iterator it, std::exception_ptr e);
 
@@ -230,8 +245,7 @@ void socket_server::impl::finished(std::list<connection>::iterator it, std::exce
 // Returns when the peer closed its end entirely, so that a waiting request ends with it.
 // Readable data (a pipelined request) or a half-close (the peer still reads) is not that: the
 // request goes on, and this waits until cancelled.
-asio::awaitable<void> socket_server::impl::watch_peer(stream_type& stream) {
-    auto& socket = stream.socket();
+asio::awaitable<void> socket_server::impl::watch_peer(local::socket& socket) {
     auto [ec] = co_await socket.async_wait(local::socket::wait_read, use_tuple);
     if (!ec) {
         pollfd p{socket.native_handle(), POLLIN, 0};
@@ -239,86 +253,150 @@ asio::awaitable<void> socket_server::impl::watch_peer(stream_type& stream) {
     } else if (ec == asio::error::operation_aborted) {
         co_return;
     }
-    asio::steady_timer forever(executor_, std::chrono::steady_clock::time_point::max());
+    asio::steady_timer forever(executor_, clock_type::time_point::max());
     co_await forever.async_wait(use_tuple);
 }
 
-asio::awaitable<void> socket_server::impl::answer(stream_type& stream, const api_response& response,
-                                                  unsigned version, bool keep_alive) {
-    http::response<http::string_body> res{static_cast<http::status>(response.status), version};
-    res.set(http::field::server, "devlistd");
-    res.set(http::field::content_type, response.content_type);
-    if (!response.allow.empty()) res.set(http::field::allow, response.allow);
-    res.keep_alive(keep_alive);
-    res.body() = response.body;
-    res.prepare_payload();
-    stream.expires_after(limits_.write_timeout);
-    auto [ec, n] = co_await http::async_write(stream, res, use_tuple);
-    if (ec) throw boost::system::system_error(ec);
+// Writes the answers waiting in c.output; false when the peer is gone or too slow to take them.
+asio::awaitable<bool> socket_server::impl::flush(conversation& c) {
+    c.deadline = clock_type::now() + limits_.write_timeout;
+    auto [ec, n] = co_await asio::async_write(c.socket, asio::buffer(c.output), use_tuple);
+    c.output.clear();
+    co_return !ec;
+}
+
+// Ends first (which ends the conversation) once c.deadline has passed. The timer is never set
+// further ahead than the shortest limit, and every deadline is at least that far from when it
+// is set: so a new deadline never comes before the timer, and setting one, several times a
+// request, costs no timer call.
+asio::awaitable<void> socket_server::impl::watchdog(conversation& c) {
+    const auto step =
+        std::max(std::min({limits_.idle_timeout, limits_.request_timeout, limits_.write_timeout}),
+                 std::chrono::milliseconds(1));
+    asio::steady_timer timer(executor_);
+    for (;;) {
+        const auto now = clock_type::now();
+        if (c.deadline <= now) co_return;
+        if (c.deadline - now < step) {
+            timer.expires_at(c.deadline);
+        } else {
+            timer.expires_at(now + step);
+        }
+        auto [ec] = co_await timer.async_wait(use_tuple);
+        if (ec) co_return;  // cancelled: the conversation is over
+    }
 }
 
 asio::awaitable<void> socket_server::impl::serve(local::socket socket, peer_credentials peer) {
     using namespace asio::experimental::awaitable_operators;
-    stream_type stream(std::move(socket));
     // Room for one whole request and the start of a pipelined one.
-    beast::flat_buffer buffer(limits_.max_header_bytes + limits_.max_body_bytes + 4096);
-    try {
+    conversation c(std::move(socket), std::move(peer),
+                   limits_.max_header_bytes + limits_.max_body_bytes + 4096);
+    // A peer too slow for a limit is closed: nobody is left to answer.
+    co_await (converse(c) || watchdog(c));
+}
+
+// Reads requests and answers them until the peer goes, a request ends the connection, or the
+// watchdog ends it. The requests already in the buffer are parsed and answered before anything
+// is written, so pipelined requests get their answers (in order) with one write; before it
+// waits for the peer or for a change, the peer gets every answer it is owed.
+asio::awaitable<void> socket_server::impl::converse(conversation& c) {
+    using namespace asio::experimental::awaitable_operators;
+    // Beyond this, answers are written even if more requests are waiting in the buffer.
+    constexpr std::size_t output_batch_bytes = 64 * 1024;
+    boost::system::error_code ignored;
+    for (;;) {
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
+        parser.body_limit(limits_.max_body_bytes);
+        boost::system::error_code ec;
+        bool continue_sent = false;
         for (;;) {
-            if (buffer.size() == 0) {
-                // Idle between requests: the idle timeout, not the request timeout, applies
-                // until a request starts.
-                stream.expires_after(limits_.idle_timeout);
-                auto [ec, n] = co_await stream.async_read_some(buffer.prepare(1024), use_tuple);
-                if (ec) co_return;
-                buffer.commit(n);
+            if (c.input.size() != 0) {
+                const auto used = parser.put(c.input.data(), ec);
+                c.input.consume(used);
+                if (ec == http::error::need_more) {
+                    ec = {};
+                } else if (ec || parser.is_done()) {
+                    break;
+                } else if (used != 0) {
+                    continue;  // the header is done; its body may be in the buffer too
+                }
             }
-            stream.expires_after(limits_.request_timeout);
-            http::request_parser<http::string_body> parser;
-            parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
-            parser.body_limit(limits_.max_body_bytes);
-            auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
-            boost::system::error_code ec = hec;
-            if (!ec && beast::iequals(parser.get()[http::field::expect], "100-continue") &&
-                !parser.is_done()) {
+            if (parser.is_header_done() && !continue_sent &&
+                beast::iequals(parser.get()[http::field::expect], "100-continue")) {
                 // curl asks before sending a larger body; answering saves it a second's wait.
-                static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
-                auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(go_on), use_tuple);
-                if (wec) co_return;
+                c.output += "HTTP/1.1 100 Continue\r\n\r\n";
+                continue_sent = true;
             }
-            if (!ec) {
-                auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
-                ec = rec;
+            if (!c.output.empty()) {
+                const bool written = co_await flush(c);
+                if (!written) co_return;
             }
-            if (ec) {
-                auto failure = classify(ec);
-                if (failure.status == 0) co_return;
+            // Idle between requests: the idle timeout, not the request timeout, applies until
+            // a request starts.
+            const bool started = parser.got_some() || c.input.size() != 0;
+            c.deadline =
+                clock_type::now() + (started ? limits_.request_timeout : limits_.idle_timeout);
+            // Reads of a few kB take a batch of pipelined requests at once; the buffer grows
+            // only as a request needs it.
+            const auto room =
+                std::min(c.input.max_size() - c.input.size(),
+                         std::max<std::size_t>(4096, c.input.capacity() - c.input.size()));
+            if (room == 0) {
+                ec = http::error::buffer_overflow;
+                break;
+            }
+            auto [read_ec, n] = co_await c.socket.async_read_some(c.input.prepare(room), use_tuple);
+            // Gone, reset or cut off mid-request: there is nobody to answer.
+            if (read_ec) co_return;
+            c.input.commit(n);
+        }
+        if (ec) {
+            auto failure = classify(ec);
+            if (failure.status != 0) {
                 api_.count_response(failure.status);
                 // The rest of the stream cannot be trusted to start a request: answer, close.
-                co_await answer(
-                    stream,
+                append_http_answer(
+                    c.output,
                     socket_api::error_response(failure.status, failure.errcode, failure.message),
                     11, false);
-                stream.socket().shutdown(local::socket::shutdown_send, ec);
-                co_return;
             }
-
-            auto& req = parser.get();
-            const unsigned version = req.version();
-            const bool keep_alive = req.keep_alive();
-            api_request request{std::string(req.method_string()), std::string(req.target()),
-                                std::move(req.body()), peer};
-            stream.expires_never();
-            auto outcome = co_await (api_.handle(std::move(request)) || watch_peer(stream));
-            if (outcome.index() == 1) co_return;  // the peer is gone; nobody to answer
-            co_await answer(stream, std::get<0>(outcome), version, keep_alive);
-            if (!keep_alive) {
-                stream.socket().shutdown(local::socket::shutdown_send, ec);
-                co_return;
+            if (!c.output.empty()) {
+                const bool written = co_await flush(c);
+                if (written) c.socket.shutdown(local::socket::shutdown_send, ignored);
             }
+            co_return;
         }
-    } catch (const boost::system::system_error& e) {
-        // A failed or timed-out write: the client is gone or does not read.
-        if (e.code() == asio::error::operation_aborted) throw;
+
+        auto& req = parser.get();
+        const unsigned version = req.version();
+        const bool keep_alive = req.keep_alive();
+        api_request request{std::string(req.method_string()), std::string(req.target()),
+                            std::move(req.body()), c.peer};
+        if (auto now = api_.answer_now(request)) {
+            append_http_answer(c.output, *now, version, keep_alive);
+        } else {
+            // A request that may wait: the answers before it are not held back by its wait,
+            // and a peer that goes away ends it.
+            if (!c.output.empty()) {
+                const bool written = co_await flush(c);
+                if (!written) co_return;
+            }
+            c.deadline = clock_type::time_point::max();
+            auto outcome = co_await (api_.handle(std::move(request)) || watch_peer(c.socket));
+            if (outcome.index() == 1) co_return;  // the peer is gone; nobody to answer
+            append_http_answer(c.output, std::get<0>(outcome), version, keep_alive);
+        }
+        if (!keep_alive) {
+            const bool written = co_await flush(c);
+            if (written) c.socket.shutdown(local::socket::shutdown_send, ignored);
+            co_return;
+        }
+        if (c.output.size() >= output_batch_bytes) {
+            const bool written = co_await flush(c);
+            if (!written) co_return;
+        }
     }
 }
 

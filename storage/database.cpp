@@ -346,4 +346,22 @@ void transaction::restore_synchronous() noexcept {
     (void)db_->set_synchronous(db_->options().default_durability);
 }
 
+// ---- read_transaction ----
+
+result<read_transaction> read_transaction::begin(connection& db) {
+    if (db.in_transaction()) return read_transaction(nullptr);
+    if (auto r = db.exec("BEGIN"); !r) return r.error();
+    return read_transaction(&db);
+}
+
+read_transaction::read_transaction(read_transaction&& other) noexcept
+    : db_(std::exchange(other.db_, nullptr)) {}
+
+read_transaction::~read_transaction() {
+    if (db_ == nullptr || !db_->in_transaction()) return;
+    // Nothing was written, so COMMIT only ends the snapshot; should it fail all the same,
+    // ROLLBACK does the same.
+    if (!db_->exec("COMMIT")) (void)db_->exec("ROLLBACK");
+}
+
 }  // namespace devlist::storage

@@ -209,6 +209,26 @@ class transaction {
     durability level_;
 };
 
+// A read transaction (BEGIN … COMMIT around reads only): the reads inside it see one snapshot
+// of the database, and SQLite takes and drops its read lock once for all of them instead of once
+// a statement. It ends in its destructor. Begun inside a transaction already open it does
+// nothing: that one is the snapshot. No write transaction may begin while it lives.
+class read_transaction {
+  public:
+    static result<read_transaction> begin(connection& db);
+
+    read_transaction(read_transaction&& other) noexcept;
+    read_transaction& operator=(read_transaction&&) = delete;
+    read_transaction(const read_transaction&) = delete;
+    read_transaction& operator=(const read_transaction&) = delete;
+    ~read_transaction();
+
+  private:
+    explicit read_transaction(connection* db) noexcept : db_(db) {}
+
+    connection* db_ = nullptr;  // nullptr: nothing of ours to end
+};
+
 // Runs `body` (which returns a result) in a transaction and commits if it succeeded; on failure
 // the transaction rolls back and body's error is returned.
 template <class Body>

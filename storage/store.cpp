@@ -104,6 +104,11 @@ event_outbox& store::outbox() noexcept {
 security_log& store::security() noexcept {
     return parts_->security;
 }
+
+result<read_transaction> store::begin_read() {
+    return read_transaction::begin(database());
+}
+
 connection& store::database() noexcept {
     return parts_->db;
 }

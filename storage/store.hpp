@@ -59,6 +59,9 @@ class store {
     event_outbox& outbox() noexcept;
     security_log& security() noexcept;
 
+    // A read transaction over the stores' reads while it lives (see read_transaction).
+    result<read_transaction> begin_read();
+
     // The connection, for maintenance and tests; the stores' transactions must not overlap
     // with one opened here.
     connection& database() noexcept;

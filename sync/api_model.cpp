@@ -124,6 +124,9 @@ devlist::status to_public(const engine_status& s, std::int64_t last_event_cursor
 }
 
 result<devlist::user_devices> read_user_devices(storage::store& store, const std::string& user_id) {
+    // One snapshot for the three reads: they agree with each other, and SQLite locks once.
+    auto snapshot = store.begin_read();
+    if (!snapshot) return snapshot.error();
     auto tracked = store.tracking().find(user_id);
     if (!tracked) return tracked.error();
     auto devices = store.devices().devices_of(user_id);

@@ -118,6 +118,37 @@ TEST_F(socket_api_test, bad_user_ids_and_parameters_are_400_invalid_param) {
     EXPECT_EQ(call("PUT", "/v1/tracked/not-a-user").status, 400u);
 }
 
+// answer_now is how the server answers most requests without a coroutine each: it must answer
+// (and count) exactly the requests that cannot wait, and leave the others untouched for handle().
+TEST_F(socket_api_test, answer_now_answers_what_cannot_wait_and_leaves_waiting_requests_alone) {
+    track(alice);
+    store_devices(alice, {device(alice, "PHONE")});
+    auto immediate = [&](std::string method, std::string target) {
+        return api->answer_now(api_request{std::move(method), std::move(target), {}, me});
+    };
+    auto devices = immediate("GET", "/v1/users/" + alice_path + "/devices");
+    ASSERT_TRUE(devices);
+    EXPECT_EQ(devices->status, 200u);
+    // The same bytes as handle() gives.
+    EXPECT_EQ(devices->body, call("GET", "/v1/users/" + alice_path + "/devices").body);
+    auto bad = immediate("GET", "/v1/users/nobody/devices?fresh=true");
+    ASSERT_TRUE(bad);  // refused at once: nothing to wait for
+    EXPECT_EQ(bad->status, 400u);
+    auto wrong_method = immediate("POST", "/v1/events");
+    ASSERT_TRUE(wrong_method);
+    EXPECT_EQ(wrong_method->status, 405u);
+    EXPECT_EQ(api->counters().responses.at(200), 2u);
+
+    const auto before = api->counters().responses;
+    EXPECT_FALSE(immediate("GET", "/v1/users/" + alice_path + "/devices?fresh=true"));
+    EXPECT_FALSE(immediate("GET", "/v1/events?after=0&timeout_ms=0"));
+    EXPECT_FALSE(immediate("GET", "/v1/events?consumer=never-registered"));
+    EXPECT_EQ(api->counters().responses, before);
+    // Leaving a waiting request alone means not registering its consumer either.
+    auto consumers = call("GET", "/v1/events/consumers");
+    EXPECT_EQ(consumers.body.find("never-registered"), std::string::npos) << consumers.body;
+}
+
 TEST_F(socket_api_test, fresh_waits_until_the_list_is_fresh_and_no_longer) {
     track(alice);
     auto p = start("GET", "/v1/users/" + alice_path + "/devices?fresh=true&timeout_ms=30000");

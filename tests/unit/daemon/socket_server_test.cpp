@@ -139,6 +139,144 @@ TEST_F(socket_server_test, pipelined_requests_are_answered_in_order) {
     EXPECT_NE(c.responses[2].body().find("\"phase\":"), std::string::npos);
 }
 
+// Requests that may wait (an event long-poll, a fresh device list) take another way through the
+// server than those answered at once; in one pipelined batch, the answers still come in order.
+TEST_F(socket_server_test,
+       a_pipelined_batch_of_waiting_and_immediate_requests_is_answered_in_order) {
+    start_server();
+    track("@alice:example.org");
+    std::string raw = get("/v1/status") + get("/v1/events?after=0&timeout_ms=0") +
+                      get("/v1/users/%40alice%3Aexample.org/devices") +
+                      get("/v1/users/%40alice%3Aexample.org/devices?fresh=true&timeout_ms=0") +
+                      get("/v1/tracked") + get("/v1/nothing");
+    auto c = exchange(raw, 6);
+    ASSERT_EQ(c.responses.size(), 6u) << c.ended.message();
+    EXPECT_NE(c.responses[0].body().find("\"phase\":"), std::string::npos);
+    EXPECT_NE(c.responses[1].body().find("\"events\":["), std::string::npos);
+    EXPECT_NE(c.responses[2].body().find("\"devices\":[]"), std::string::npos);
+    EXPECT_NE(c.responses[3].body().find("\"devices\":[]"), std::string::npos);
+    EXPECT_NE(c.responses[4].body().find("\"users\":["), std::string::npos);
+    EXPECT_EQ(c.responses[5].result_int(), 404u);
+    for (std::size_t i = 0; i < 5; ++i)
+        EXPECT_EQ(c.responses[i].result_int(), 200u) << i;
+}
+
+TEST_F(socket_server_test, answers_before_a_waiting_request_are_not_held_back_by_its_wait) {
+    start_server();
+    track("@alice:example.org");
+    auto c = start_client(
+        get("/v1/status") + get("/v1/events?after=0&timeout_ms=60000") + get("/v1/tracked"), 3);
+    ASSERT_TRUE(run_until([&] { return c->responses.size() == 1; }));
+    EXPECT_NE(c->responses[0].body().find("\"phase\":"), std::string::npos);
+    // The long-poll waits, and the request after it waits its turn.
+    EXPECT_FALSE(run_until([&] { return c->responses.size() > 1; }, 100ms));
+    ASSERT_TRUE(engine->untrack_user("@alice:example.org"));
+    ASSERT_TRUE(run_until([&] { return c->done; }));
+    ASSERT_EQ(c->responses.size(), 3u) << c->ended.message();
+    EXPECT_NE(c->responses[1].body().find("user_untracked"), std::string::npos);
+    EXPECT_NE(c->responses[2].body().find("\"users\":["), std::string::npos);
+}
+
+TEST_F(socket_server_test, a_batch_larger_than_one_write_is_answered_whole_and_in_order) {
+    start_server();
+    track("@alice:example.org");
+    constexpr std::size_t requests = 300;  // far beyond one write's worth of answers
+    std::string raw;
+    for (std::size_t i = 0; i < requests; ++i)
+        raw += get(i % 2 ? "/v1/status" : "/v1/users/%40alice%3Aexample.org/devices");
+    raw += get("/v1/tracked", true);
+    auto c = exchange(raw, requests + 1, true);
+    ASSERT_EQ(c.responses.size(), requests + 1) << c.ended.message();
+    for (std::size_t i = 0; i < requests; ++i) {
+        ASSERT_EQ(c.responses[i].result_int(), 200u) << i;
+        ASSERT_NE(c.responses[i].body().find(i % 2 ? "\"phase\":" : "\"devices\":"),
+                  std::string::npos)
+            << i;
+    }
+    EXPECT_NE(c.responses[requests].body().find("\"users\":["), std::string::npos);
+    EXPECT_EQ(c.ended, asio::error::eof);
+    EXPECT_EQ(api->counters().responses.at(200), requests + 1);
+}
+
+TEST_F(socket_server_test, nothing_after_connection_close_or_a_malformed_request_is_answered) {
+    start_server();
+    auto closed =
+        exchange(get("/v1/status") + get("/v1/tracked", true) + get("/v1/status"), 3, true);
+    ASSERT_EQ(closed.responses.size(), 2u);
+    EXPECT_TRUE(closed.responses[0].keep_alive());
+    EXPECT_FALSE(closed.responses[1].keep_alive());
+    EXPECT_NE(closed.responses[1].body().find("\"users\":["), std::string::npos);
+    EXPECT_EQ(closed.ended, http::error::end_of_stream);  // closed instead of a third
+
+    auto malformed = exchange(get("/v1/status") + "NONSENSE\r\n\r\n" + get("/v1/status"), 3, true);
+    ASSERT_EQ(malformed.responses.size(), 2u);
+    EXPECT_EQ(malformed.responses[0].result_int(), 200u);
+    EXPECT_EQ(malformed.responses[1].result_int(), 400u);
+    EXPECT_FALSE(malformed.responses[1].keep_alive());
+    EXPECT_EQ(malformed.ended, http::error::end_of_stream);
+}
+
+TEST_F(socket_server_test, a_request_that_arrives_in_pieces_is_answered_once_whole) {
+    start_server();
+    auto s = connect();
+    const std::string raw = get("/v1/status") + post("/v1/events/ack", R"({"cursor":0})");
+    auto answered = [&] {
+        auto it = api->counters().responses.find(200);
+        return it == api->counters().responses.end() ? std::uint64_t{0} : it->second;
+    };
+    // The first request whole and the second cut in its header...
+    const auto cut_header = get("/v1/status").size() + 10;
+    asio::write(s, asio::buffer(raw.substr(0, cut_header)));
+    ASSERT_TRUE(run_until([&] { return answered() == 1; }));
+    // ... then the rest of its header and part of its body ...
+    const auto cut_body = raw.size() - 4;
+    asio::write(s, asio::buffer(raw.substr(cut_header, cut_body - cut_header)));
+    EXPECT_FALSE(run_until([&] { return answered() > 1; }, 50ms));
+    // ... then the rest.
+    asio::write(s, asio::buffer(raw.substr(cut_body)));
+    auto c = start_talk(std::move(s), {}, 2);
+    ASSERT_TRUE(run_until([&] { return c->done; }));
+    ASSERT_EQ(c->responses.size(), 2u) << c->ended.message();
+    EXPECT_EQ(c->responses[0].result_int(), 200u);
+    EXPECT_EQ(c->responses[1].result_int(), 200u) << c->responses[1].body();
+    EXPECT_NE(c->responses[1].body().find("\"acknowledged\":0"), std::string::npos);
+}
+
+TEST_F(socket_server_test, a_peer_that_goes_away_during_a_batch_ends_only_its_connection) {
+    start_server();
+    track("@alice:example.org");
+    std::string raw;
+    for (int i = 0; i < 200; ++i)
+        raw += get("/v1/users/%40alice%3Aexample.org/devices") +
+               get("/v1/events?after=0&timeout_ms=0");
+    {
+        auto s = connect();
+        asio::write(s, asio::buffer(raw));
+    }  // closed before reading a single answer
+    ASSERT_TRUE(run_until([&] { return server->connection_count() == 0; }));
+    auto c = exchange(get("/v1/status"), 1);
+    ASSERT_EQ(c.responses.size(), 1u) << c.ended.message();
+    EXPECT_EQ(c.responses[0].result_int(), 200u);
+}
+
+TEST_F(socket_server_test,
+       a_client_that_does_not_read_its_answers_is_closed_after_the_write_timeout) {
+    limits.write_timeout = 200ms;
+    start_server();
+    // More answers than the socket's buffers hold, and a client that never reads them.
+    std::string raw;
+    for (int i = 0; i < 4000; ++i)
+        raw += get("/v1/status");
+    auto s = connect();
+    bool written = false;
+    asio::async_write(s, asio::buffer(raw),
+                      [&](boost::system::error_code, std::size_t) { written = true; });
+    // The server stops reading once it cannot write; the client holds its socket open all along.
+    ASSERT_TRUE(run_until([&] { return server->connection_count() == 1; }));
+    ASSERT_TRUE(run_until([&] { return server->connection_count() == 0; }, 5000ms));
+    EXPECT_TRUE(run_until([&] { return written; }));
+}
+
 TEST_F(socket_server_test, a_long_poll_ends_when_its_client_goes_away) {
     start_server();
     auto s = connect();

@@ -269,5 +269,38 @@ TEST_F(TransactionTest, SecondWriterGetsStorageBusy) {
     EXPECT_TRUE(now_free) << now_free.error().message();
 }
 
+TEST_F(TransactionTest, ReadTransactionReadsOneSnapshotAndEndsWhenItGoes) {
+    auto other = connection::open(dir_.file("t.db"));
+    ASSERT_TRUE(other) << other.error().message();
+    {
+        auto snapshot = read_transaction::begin(*db_);
+        ASSERT_TRUE(snapshot) << snapshot.error().message();
+        EXPECT_TRUE(db_->in_transaction());
+        EXPECT_EQ(rows(), 0);
+        // A commit of another connection in between is not seen until the snapshot ends...
+        ASSERT_TRUE(other->exec("INSERT INTO t VALUES (1)"));
+        EXPECT_EQ(rows(), 0);
+    }
+    // ... and nothing of the snapshot stays behind.
+    EXPECT_FALSE(db_->in_transaction());
+    EXPECT_EQ(rows(), 1);
+    auto tx = transaction::begin(*db_, durability::normal);
+    EXPECT_TRUE(tx) << tx.error().message();
+}
+
+TEST_F(TransactionTest, ReadTransactionInsideATransactionLeavesItAlone) {
+    auto tx = transaction::begin(*db_, durability::normal);
+    ASSERT_TRUE(tx);
+    ASSERT_TRUE(db_->exec("INSERT INTO t VALUES (1)"));
+    {
+        auto snapshot = read_transaction::begin(*db_);
+        ASSERT_TRUE(snapshot) << snapshot.error().message();
+        EXPECT_EQ(rows(), 1);
+    }
+    EXPECT_TRUE(db_->in_transaction());
+    ASSERT_TRUE(tx->commit());
+    EXPECT_EQ(rows(), 1);
+}
+
 }  // namespace
 }  // namespace devlist::storage
