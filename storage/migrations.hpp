@@ -13,6 +13,12 @@ namespace devlist::storage {
 struct migration {
     std::string_view description;  // for messages: "migration 2 (add room tags) failed"
     std::string_view sql;
+    // The script rebuilds a table that other tables reference (create the new table, copy,
+    // drop the old one, rename the new one): with foreign keys enforced, dropping the old table
+    // would delete the referencing rows (ON DELETE CASCADE). Such a step runs with enforcement
+    // off (it cannot change inside a transaction), and every foreign key is checked before the
+    // step commits.
+    bool rebuilds_referenced_table = false;
 };
 
 // The schema this build knows, oldest first.

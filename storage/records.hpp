@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace devlist::storage {
@@ -68,6 +69,14 @@ struct room_member {
     membership state = membership::join;
 };
 
+// A member row as a view into the store's row buffer, valid during the call it is passed to
+// (for reading every member without a copy of each).
+struct room_member_view {
+    std::string_view room_id{};
+    std::string_view user_id{};
+    membership state = membership::join;
+};
+
 // ---- tracked users ----
 
 // Why a user's device list is tracked; a user with no reason is not tracked.
@@ -89,6 +98,16 @@ struct tracked_user {
     // clears `outdated` only if this did not move while the request was in flight.
     std::int64_t generation = 0;
     std::optional<timestamp_ms> last_refreshed_at{};  // nullopt: never fetched
+};
+
+// A tracked_user as a view into the store's row buffer, valid during the call it is passed to.
+struct tracked_user_view {
+    std::string_view user_id{};
+    std::string_view server_name{};
+    tracking_reasons reasons{};
+    bool outdated = true;
+    std::int64_t generation = 0;
+    std::optional<timestamp_ms> last_refreshed_at{};
 };
 
 // Backoff for a server that /keys/query listed in `failures`.

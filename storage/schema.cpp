@@ -193,8 +193,36 @@ CREATE TABLE outbox_consumers (
 INSERT INTO outbox_consumers (name) VALUES ('default');
 )sql";
 
-constexpr std::array<migration, 1> all_migrations{{
+// tracked_users keyed by user ID alone, without the outdated index.
+//
+// As a rowid table, each write by user ID went through the primary-key index to a row stored in
+// insertion order, so a /sync that marks tens of thousands of users outdated touched pages all
+// over both B-trees. WITHOUT ROWID, the row lives in the user-ID B-tree: one lookup per write,
+// and writes in user-ID order walk the table once.
+//
+// The partial index on outdated users served no query the daemon makes (the engine keeps the
+// outdated set in memory and reads tracked users by user ID), yet every user marked outdated
+// or refreshed added or removed one of its entries.
+constexpr std::string_view schema_v2 = R"sql(
+CREATE TABLE tracked_users_v2 (
+    user_id           TEXT NOT NULL PRIMARY KEY,
+    server_name       TEXT NOT NULL,
+    reasons           INTEGER NOT NULL CHECK (reasons BETWEEN 1 AND 7),
+    outdated          INTEGER NOT NULL CHECK (outdated IN (0, 1)),
+    generation        INTEGER NOT NULL CHECK (generation >= 0),
+    last_refreshed_at INTEGER
+) STRICT, WITHOUT ROWID;
+INSERT INTO tracked_users_v2 (user_id, server_name, reasons, outdated, generation,
+                              last_refreshed_at)
+    SELECT user_id, server_name, reasons, outdated, generation, last_refreshed_at
+    FROM tracked_users ORDER BY user_id;
+DROP TABLE tracked_users;  -- takes tracked_users_outdated with it
+ALTER TABLE tracked_users_v2 RENAME TO tracked_users;
+)sql";
+
+constexpr std::array<migration, 2> all_migrations{{
     {"initial schema", schema_v1},
+    {"tracked users without rowid", schema_v2, true},
 }};
 
 }  // namespace

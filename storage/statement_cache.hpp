@@ -107,6 +107,22 @@ class statement_cache {
         }
     }
 
+    // Calls `visit(const statement&)` for each row, in the order the query returns them,
+    // without collecting them (for tables read whole at start).
+    template <class Visit, class... A>
+    result<void> for_each(std::string_view sql, Visit&& visit, const A&... args) {
+        auto st = acquire(sql);
+        if (!st) return st.error();
+        resetter guard{**st};
+        (*st)->bind_all(args...);
+        for (;;) {
+            auto row = (*st)->step();
+            if (!row) return row.error();
+            if (!*row) return {};
+            if (auto r = visit(static_cast<const statement&>(**st)); !r) return r;
+        }
+    }
+
     connection& db() noexcept { return *db_; }
 
   private:
@@ -144,5 +160,8 @@ inline std::int64_t read_int64(const statement& st) {
 inline std::string read_text(const statement& st) {
     return st.text(0);
 }
+
+// A text column as a view into the statement's row buffer: valid until the next step or reset.
+std::string_view text_view(const statement& st, int column) noexcept;
 
 }  // namespace devlist::storage

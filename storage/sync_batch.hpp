@@ -36,6 +36,14 @@ struct tracked_user_update {
     std::int64_t generation = 0;
 };
 
+// A tracked user whose only change is a new stamp: the store sets its outdated flag and
+// generation and leaves the rest of its row as it is. The row must exist (a user tracked by the
+// same batch comes as a tracked_user_update instead).
+struct outdated_mark {
+    std::string user_id{};
+    std::int64_t generation = 0;
+};
+
 struct sync_batch {
     timestamp_ms at = 0;
     // The since-token for the next /sync; nullopt leaves the stored one unchanged.
@@ -47,6 +55,8 @@ struct sync_batch {
     std::vector<membership_change> memberships{};
 
     std::vector<tracked_user_update> tracked_users{};
+    // Disjoint from tracked_users and untracked_users (one entry per user and batch).
+    std::vector<outdated_mark> outdated_marks{};
     // Untracked users lose their devices and cross-signing keys; each user that was tracked
     // gets an outbox event "user_untracked".
     std::vector<std::string> untracked_users{};

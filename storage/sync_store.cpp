@@ -3,7 +3,11 @@
 #include "devlist/failpoint.hpp"
 #include "storage/enum_text.hpp"
 
+#include <algorithm>
 #include <cassert>
+#include <cstdint>
+#include <cstring>
+#include <utility>
 
 namespace devlist::storage {
 
@@ -37,6 +41,33 @@ key_state_row read_key_state_row(const statement& st) {
     return key_state_row{.algorithm = st.text(0),
                          .one_time_key_count = st.int64(1),
                          .fallback_unused = st.boolean(2)};
+}
+
+// Pointers to `rows` sorted by user ID. The first eight bytes are compared as one number, so
+// sorting tens of thousands of IDs costs little next to writing them.
+template <class Row>
+std::vector<const Row*> in_user_order(const std::vector<Row>& rows) {
+    auto prefix = [](const std::string& s) {
+        unsigned char bytes[8] = {};
+        std::memcpy(bytes, s.data(), std::min<std::size_t>(s.size(), 8));
+        std::uint64_t key = 0;
+        for (unsigned char b : bytes)
+            key = key << 8 | b;
+        return key;
+    };
+    std::vector<std::pair<std::uint64_t, const Row*>> keyed;
+    keyed.reserve(rows.size());
+    for (const Row& row : rows)
+        keyed.emplace_back(prefix(row.user_id), &row);
+    std::sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) {
+        if (a.first != b.first) return a.first < b.first;
+        return a.second->user_id < b.second->user_id;
+    });
+    std::vector<const Row*> sorted;
+    sorted.reserve(keyed.size());
+    for (const auto& [key, row] : keyed)
+        sorted.push_back(row);
+    return sorted;
 }
 
 }  // namespace
@@ -110,8 +141,11 @@ result<void> sync_store::write_memberships(const sync_batch& batch) {
 }
 
 result<void> sync_store::write_tracking(const sync_batch& batch) {
-    for (const tracked_user_update& user : batch.tracked_users) {
-        assert(user.reasons.any() && "a user without a reason to track is untracked instead");
+    // In user-ID order, the order of tracked_users' B-tree: consecutive writes then land on the
+    // same or the next page, so a batch that changes most users touches each page once instead
+    // of cycling the page cache through the whole table for every few rows.
+    for (const tracked_user_update* user : in_user_order(batch.tracked_users)) {
+        assert(user->reasons.any() && "a user without a reason to track is untracked instead");
         // An upsert, never INSERT OR REPLACE: REPLACE deletes the row first, and the foreign
         // keys would take the user's devices with it.
         if (auto r = stmts_.run(
@@ -119,10 +153,24 @@ result<void> sync_store::write_tracking(const sync_batch& batch) {
                 "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_id) DO UPDATE SET "
                 "server_name = excluded.server_name, reasons = excluded.reasons, "
                 "outdated = excluded.outdated, generation = excluded.generation",
-                user.user_id, user.server_name, to_bits(user.reasons), user.outdated,
-                user.generation);
+                user->user_id, user->server_name, to_bits(user->reasons), user->outdated,
+                user->generation);
             !r) {
             return r;
+        }
+    }
+    for (const outdated_mark* mark : in_user_order(batch.outdated_marks)) {
+        auto marked = stmts_.run_counted(
+            "UPDATE tracked_users SET outdated = 1, generation = ?2 "
+            "WHERE user_id = ?1",
+            mark->user_id, mark->generation);
+        if (!marked) return marked.error();
+        // The engine marks only users the store tracks: a missing row means its view and the
+        // store's parted, and the batch must not commit as if they had not.
+        if (*marked == 0) {
+            return error{errc::storage_corrupt, "database " + stmts_.db().name() +
+                                                    ": no tracked user " + mark->user_id +
+                                                    " to mark outdated"};
         }
     }
     for (const std::string& user_id : batch.untracked_users) {
@@ -194,6 +242,18 @@ result<std::vector<room_member>> sync_store::load_memberships() {
     return stmts_.query_all(
         "SELECT room_id, user_id, membership FROM memberships ORDER BY room_id, user_id",
         read_member);
+}
+
+result<void> sync_store::for_each_membership(
+    const std::function<void(const room_member_view&)>& visit) {
+    return stmts_.for_each(
+        "SELECT room_id, user_id, membership FROM memberships ORDER BY room_id, user_id",
+        [&](const statement& st) -> result<void> {
+            auto state = parse_text<membership>(text_view(st, 2));
+            if (!state) return state.error();
+            visit({text_view(st, 0), text_view(st, 1), *state});
+            return {};
+        });
 }
 
 result<server_key_state> sync_store::load_server_key_state() {

@@ -10,6 +10,7 @@
 #include "storage/statement_cache.hpp"
 #include "storage/sync_batch.hpp"
 
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -37,6 +38,9 @@ class sync_store {
     result<std::vector<room>> load_rooms();
     // Every joined or invited member, by room then user.
     result<std::vector<room_member>> load_memberships();
+    // The same rows passed one by one to `visit` (the views are valid during the call), so
+    // that a caller building its own structure needs no copy of every row first.
+    result<void> for_each_membership(const std::function<void(const room_member_view&)>& visit);
     result<server_key_state> load_server_key_state();
 
   private:

@@ -37,6 +37,22 @@ result<std::vector<tracked_user>> tracking_store::load_tracked_users() {
                             read_tracked_user);
 }
 
+result<void> tracking_store::for_each_tracked_user(
+    const std::function<void(const tracked_user_view&)>& visit) {
+    return stmts_.for_each("SELECT " DEVLIST_TRACKED_COLUMNS " FROM tracked_users ORDER BY user_id",
+                           [&](const statement& st) -> result<void> {
+                               auto reasons = parse_reasons(st.int64(2));
+                               if (!reasons) return reasons.error();
+                               visit({.user_id = text_view(st, 0),
+                                      .server_name = text_view(st, 1),
+                                      .reasons = *reasons,
+                                      .outdated = st.boolean(3),
+                                      .generation = st.int64(4),
+                                      .last_refreshed_at = st.optional_int64(5)});
+                               return {};
+                           });
+}
+
 result<std::optional<tracked_user>> tracking_store::find(std::string_view user_id) {
     return stmts_.query_one("SELECT " DEVLIST_TRACKED_COLUMNS
                             " FROM tracked_users WHERE user_id = ?1",

@@ -10,6 +10,7 @@
 #include "storage/statement_cache.hpp"
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,8 @@ class tracking_store {
 
     // Every tracked user, by user ID: the engine's in-memory mirror at start.
     result<std::vector<tracked_user>> load_tracked_users();
+    // The same rows passed one by one to `visit` (the views are valid during the call).
+    result<void> for_each_tracked_user(const std::function<void(const tracked_user_view&)>& visit);
     result<std::optional<tracked_user>> find(std::string_view user_id);
     // Up to `limit` outdated users, those stamped longest ago first (generation, then user ID),
     // for the next /keys/query batch.

@@ -192,11 +192,20 @@ result<void> sync_engine::impl::restore() {
     if (!state) return state.error();
     auto rooms = store_.sync().load_rooms();
     if (!rooms) return rooms.error();
-    auto members = store_.sync().load_memberships();
+    // Members and tracked users are streamed into the tracker rather than loaded into vectors
+    // first: with a hundred thousand of each, the copies cost more time and peak memory than
+    // the tracker itself. A read failing halfway leaves the tracker half-built: restored_ stays
+    // false, so the next local change restores again before deciding anything.
+    restored_ = false;
+    tracker_.begin_restore(state->generation);
+    for (const auto& room : *rooms)
+        tracker_.restore_room(room.room_id, room.encrypted, room.algorithm.value_or(""));
+    auto members = store_.sync().for_each_membership(
+        [&](const storage::room_member_view& m) { tracker_.restore_member(m); });
     if (!members) return members.error();
-    auto users = store_.tracking().load_tracked_users();
+    auto users = store_.tracking().for_each_tracked_user(
+        [&](const storage::tracked_user_view& u) { tracker_.restore_user(u); });
     if (!users) return users.error();
-    tracker_.restore(state->generation, *rooms, *members, *users);
     restored_ = true;
     since_ = state->next_batch;
     if (state->filter_id) filter_id_ = *state->filter_id;
@@ -335,6 +344,11 @@ asio::awaitable<result<void>> sync_engine::impl::start() {
 result<void> sync_engine::impl::apply_sync(const sync_response& response, bool initial,
                                            steady_clock::time_point sent,
                                            const std::function<void(storage::sync_batch&)>& also) {
+    // A restore that failed after an earlier failed commit left the tracker half-built: never
+    // decide from that.
+    if (!restored_) {
+        if (auto r = restore(); !r) return r.error();
+    }
     storage::sync_batch batch;
     batch.at = options_.clock();
     batch.next_batch = response.next_batch;

@@ -143,6 +143,77 @@ TEST_F(MigrationsTest, AppliesOnlyTheMissingMigrations) {
     EXPECT_EQ(*migrated, 2);
 }
 
+// A store made by a build before migration 2 (tracked_users with a rowid and an index of the
+// outdated) keeps its tracked users, their devices and cross-signing keys, and every foreign
+// key, when it is rebuilt.
+TEST_F(MigrationsTest, Version1StoreKeepsTrackedUsersAndTheirDevicesThroughMigration2) {
+    connection db = open_db();
+    ASSERT_TRUE(migrate(db, schema_migrations().first(1)));
+    ASSERT_TRUE(db.exec(
+        "INSERT INTO tracked_users VALUES ('@b:x', 'x', 2, 1, 7, NULL), "
+        "('@a:x', 'x', 3, 0, 2, 5000);"
+        "INSERT INTO devices (user_id, device_id, ed25519, curve25519, signed_json, first_seen, "
+        "last_seen) VALUES ('@a:x', 'D1', 'e1', 'c1', '{}', 1, 1), "
+        "('@b:x', 'D2', 'e2', 'c2', '{}', 1, 1);"
+        "INSERT INTO cross_signing_keys VALUES ('@a:x', 'master', 'k', '{}', 1, 1, 1);"));
+
+    auto migrated = migrate(db);
+    ASSERT_TRUE(migrated) << migrated.error().message();
+    EXPECT_EQ(*migrated, static_cast<int>(schema_migrations().size()));
+    EXPECT_EQ(query_int(db,
+                        "SELECT COUNT(*) FROM pragma_table_list "
+                        "WHERE name = 'tracked_users' AND wr = 1 AND strict = 1"),
+              1);
+    EXPECT_EQ(query_int(db,
+                        "SELECT COUNT(*) FROM sqlite_schema "
+                        "WHERE name = 'tracked_users_outdated' OR name = 'tracked_users_v2'"),
+              0);
+    EXPECT_EQ(testing::query_text(db,
+                                  "SELECT group_concat(user_id || ' ' || server_name || ' ' || "
+                                  "reasons || ' ' || outdated || ' ' || generation || ' ' || "
+                                  "ifnull(last_refreshed_at, '-'), ', ') "
+                                  "FROM (SELECT * FROM tracked_users ORDER BY user_id)"),
+              "@a:x x 3 0 2 5000, @b:x x 2 1 7 -");
+    // Dropping the old table took no device or key with it, and enforcement is back on.
+    EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM devices"), 2);
+    EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM cross_signing_keys"), 1);
+    EXPECT_EQ(query_int(db, "PRAGMA foreign_keys"), 1);
+    EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+    EXPECT_FALSE(
+        db.exec("INSERT INTO devices (user_id, device_id, ed25519, curve25519, signed_json, "
+                "first_seen, last_seen) VALUES ('@nobody:x', 'D', 'e', 'c', '{}', 1, 1)"));
+    // The children now refer to the new table: untracking still takes the devices along.
+    ASSERT_TRUE(db.exec("DELETE FROM tracked_users WHERE user_id = '@a:x'"));
+    EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM devices"), 1);
+    EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM cross_signing_keys"), 0);
+}
+
+TEST_F(MigrationsTest, RebuildThatBreaksAForeignKeyIsRolledBack) {
+    const std::array<migration, 2> list{{
+        {"parent and child",
+         "CREATE TABLE p (id TEXT PRIMARY KEY) STRICT;"
+         "CREATE TABLE c (id TEXT REFERENCES p (id) ON DELETE CASCADE) STRICT;"
+         "INSERT INTO p VALUES ('a'), ('b'); INSERT INTO c VALUES ('a'), ('b');"},
+        {"rebuild p, losing a row",
+         "CREATE TABLE p2 (id TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;"
+         "INSERT INTO p2 SELECT id FROM p WHERE id = 'a';"
+         "DROP TABLE p; ALTER TABLE p2 RENAME TO p;",
+         true},
+    }};
+    connection db = open_db();
+    auto failed = migrate(db, list);
+    ASSERT_FALSE(failed);
+    EXPECT_NE(failed.error().detail.find("migration 2 (rebuild p, losing a row) failed"),
+              std::string::npos)
+        << failed.error().detail;
+    EXPECT_NE(failed.error().detail.find("break a foreign key"), std::string::npos);
+    EXPECT_EQ(query_int(db, "PRAGMA user_version"), 1);
+    EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM p"), 2);
+    EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM c"), 2);
+    EXPECT_EQ(query_int(db, "PRAGMA foreign_keys"), 1);
+    EXPECT_FALSE(db.in_transaction());
+}
+
 TEST_F(MigrationsTest, SchemaEnforcesTypesAndEnumerations) {
     connection db = open_db();
     ASSERT_TRUE(migrate(db));

@@ -141,6 +141,117 @@ TEST_F(SyncStoreTest, TrackedUserUpsertOverwritesStateAndKeepsLastRefresh) {
     EXPECT_EQ(must(db().devices().devices_of("@a:b.org")).size(), 1u);
 }
 
+TEST_F(SyncStoreTest, OutdatedMarkWritesOnlyTheFlagAndTheGeneration) {
+    sync_batch track_both;
+    track_both.tracked_users.push_back(
+        {"@a:b.org", "b.org", {.encrypted_room = true, .explicit_request = true}, true, 1});
+    must(db().sync().apply_sync_batch(track_both));
+    must(db().devices().apply_query_result(answer("@a:b.org", 1, {device("@a:b.org", "D")})));
+    ASSERT_FALSE(must(db().tracking().find("@a:b.org"))->outdated);
+
+    sync_batch changed;
+    changed.next_batch = "s2";
+    changed.generation = 9;
+    changed.outdated_marks.push_back({"@a:b.org", 9});
+    must(db().sync().apply_sync_batch(changed));
+    auto user = must(db().tracking().find("@a:b.org"));
+    ASSERT_TRUE(user);
+    EXPECT_TRUE(user->outdated);
+    EXPECT_EQ(user->generation, 9);
+    EXPECT_EQ(user->server_name, "b.org");
+    EXPECT_EQ(user->reasons, (tracking_reasons{.encrypted_room = true, .explicit_request = true}));
+    EXPECT_EQ(user->last_refreshed_at, 5000);
+    EXPECT_EQ(must(db().devices().devices_of("@a:b.org")).size(), 1u);
+    EXPECT_EQ(must(db().sync().load_sync_state()).generation, 9);
+
+    // Replaying the batch (a crash before the engine saw the commit) changes nothing more.
+    must(db().sync().apply_sync_batch(changed));
+    EXPECT_EQ(must(db().tracking().find("@a:b.org"))->generation, 9);
+}
+
+TEST_F(SyncStoreTest, OutdatedMarkOfAnUntrackedUserFailsTheWholeBatch) {
+    track("@a:b.org", 1);
+    sync_batch batch;
+    batch.next_batch = "s9";
+    batch.outdated_marks.push_back({"@a:b.org", 2});
+    batch.outdated_marks.push_back({"@gone:b.org", 3});
+    auto r = db().sync().apply_sync_batch(batch);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::storage_corrupt);
+    EXPECT_NE(r.error().detail.find("@gone:b.org"), std::string::npos) << r.error().detail;
+    EXPECT_EQ(must(db().sync().load_sync_state()).next_batch, std::nullopt);
+    EXPECT_EQ(must(db().tracking().find("@a:b.org"))->generation, 1);
+}
+
+TEST_F(SyncStoreTest, RowsInAnyOrderAreAllWritten) {
+    // The store writes in user-ID order; what it writes must not depend on the batch's order.
+    sync_batch batch;
+    std::vector<std::string> ids;
+    for (std::size_t i = 40; i > 0; --i) {
+        // Shared prefixes longer than eight bytes, and IDs that are prefixes of others.
+        ids.push_back("@user-" + std::to_string(i % 7) + std::string(i % 3, 'x') + "-" +
+                      std::to_string(i) + ":b.org");
+    }
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        batch.tracked_users.push_back(
+            {ids[i], "b.org", {.encrypted_room = true}, false, static_cast<std::int64_t>(i)});
+    }
+    must(db().sync().apply_sync_batch(batch));
+    sync_batch marks;
+    for (std::size_t i = 0; i < ids.size(); i += 2)
+        marks.outdated_marks.push_back({ids[i], static_cast<std::int64_t>(100 + i)});
+    must(db().sync().apply_sync_batch(marks));
+    auto users = must(db().tracking().load_tracked_users());
+    ASSERT_EQ(users.size(), ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        auto user = must(db().tracking().find(ids[i]));
+        ASSERT_TRUE(user) << ids[i];
+        EXPECT_EQ(user->outdated, i % 2 == 0) << ids[i];
+        EXPECT_EQ(user->generation, static_cast<std::int64_t>(i % 2 == 0 ? 100 + i : i)) << ids[i];
+    }
+}
+
+TEST_F(SyncStoreTest, StreamedRowsAreTheLoadedRows) {
+    sync_batch batch;
+    batch.encrypted_rooms.push_back({"!e:a.org", "m.megolm.v1.aes-sha2"});
+    batch.memberships.push_back({"!e:a.org", "@b:a.org", membership::invite});
+    batch.memberships.push_back({"!e:a.org", "@a:a.org", membership::join});
+    batch.memberships.push_back({"!p:a.org", "@a:a.org", membership::join});
+    batch.tracked_users.push_back({"@b:a.org", "a.org", {.encrypted_room = true}, true, 2});
+    batch.tracked_users.push_back({"@a:a.org", "a.org", {.own = true}, false, 1});
+    must(db().sync().apply_sync_batch(batch));
+    must(db().devices().apply_query_result(answer("@a:a.org", 1, {})));
+
+    std::vector<room_member> streamed_members;
+    must(db().sync().for_each_membership([&](const room_member_view& m) {
+        streamed_members.push_back({std::string(m.room_id), std::string(m.user_id), m.state});
+    }));
+    auto members = must(db().sync().load_memberships());
+    ASSERT_EQ(streamed_members.size(), members.size());
+    for (std::size_t i = 0; i < members.size(); ++i) {
+        EXPECT_EQ(streamed_members[i].room_id, members[i].room_id);
+        EXPECT_EQ(streamed_members[i].user_id, members[i].user_id);
+        EXPECT_EQ(streamed_members[i].state, members[i].state);
+    }
+
+    std::vector<tracked_user> streamed_users;
+    must(db().tracking().for_each_tracked_user([&](const tracked_user_view& u) {
+        streamed_users.push_back({std::string(u.user_id), std::string(u.server_name), u.reasons,
+                                  u.outdated, u.generation, u.last_refreshed_at});
+    }));
+    auto users = must(db().tracking().load_tracked_users());
+    ASSERT_EQ(streamed_users.size(), users.size());
+    for (std::size_t i = 0; i < users.size(); ++i) {
+        EXPECT_EQ(streamed_users[i].user_id, users[i].user_id);
+        EXPECT_EQ(streamed_users[i].server_name, users[i].server_name);
+        EXPECT_EQ(streamed_users[i].reasons, users[i].reasons);
+        EXPECT_EQ(streamed_users[i].outdated, users[i].outdated);
+        EXPECT_EQ(streamed_users[i].generation, users[i].generation);
+        EXPECT_EQ(streamed_users[i].last_refreshed_at, users[i].last_refreshed_at);
+    }
+    EXPECT_EQ(users[0].last_refreshed_at, 5000);
+}
+
 TEST_F(SyncStoreTest, UntrackDropsDevicesAndCrossSigningKeysAndTellsConsumers) {
     track("@a:b.org", 1);
     query_result result =

@@ -96,8 +96,27 @@ TEST_F(tracker_test, changed_restamps_tracked_users_and_ignores_others) {
     auto batch = incremental(r);
     EXPECT_GT(tracker.find("@a:hs")->generation, before);
     EXPECT_FALSE(tracker.is_tracked("@stranger:hs"));
-    ASSERT_EQ(batch.tracked_users.size(), 1u);
-    EXPECT_EQ(batch.tracked_users[0].user_id, "@a:hs");
+    // Only the stamp changed: the batch carries a mark (flag and generation), not a whole row.
+    EXPECT_TRUE(batch.tracked_users.empty());
+    ASSERT_EQ(batch.outdated_marks.size(), 1u);
+    EXPECT_EQ(batch.outdated_marks[0].user_id, "@a:hs");
+    EXPECT_EQ(batch.outdated_marks[0].generation, tracker.find("@a:hs")->generation);
+    ASSERT_TRUE(batch.generation);
+    EXPECT_EQ(*batch.generation, tracker.generation());
+}
+
+TEST_F(tracker_test, a_changed_reason_writes_the_whole_row_even_when_stamped) {
+    initial({room("!r:hs", {joined(me), joined("@a:hs")}, false)});
+    storage::sync_batch explicit_batch;
+    tracker.track_explicitly("@a:hs", explicit_batch);
+    // The room turns encrypted: @a:hs gains a reason and a stamp.
+    auto batch = incremental(response({room("!r:hs", {}, true)}));
+    EXPECT_TRUE(batch.outdated_marks.empty());
+    const auto* row = update_for(batch, "@a:hs");
+    ASSERT_NE(row, nullptr);
+    EXPECT_TRUE(row->reasons.encrypted_room);
+    EXPECT_TRUE(row->reasons.explicit_request);
+    EXPECT_EQ(row->generation, tracker.find("@a:hs")->generation);
 }
 
 TEST_F(tracker_test, leaving_one_of_two_encrypted_rooms_keeps_tracking) {
@@ -239,7 +258,8 @@ TEST_F(tracker_test, mark_all_outdated_for_catch_up) {
     storage::sync_batch batch;
     EXPECT_EQ(tracker.mark_all_outdated(batch), 2u);
     EXPECT_EQ(tracker.outdated_count(), 2u);
-    EXPECT_EQ(batch.tracked_users.size(), 2u);
+    EXPECT_TRUE(batch.tracked_users.empty());
+    EXPECT_EQ(batch.outdated_marks.size(), 2u);
     storage::sync_batch some;
     EXPECT_EQ(tracker.mark_outdated({"@a:hs", "@unknown:x"}, some), 1u);
 }
@@ -249,6 +269,29 @@ TEST_F(tracker_test, mark_all_outdated_for_catch_up) {
 
 namespace devlist::sync {
 namespace {
+
+TEST(tracker_batches, a_stamp_after_an_earlier_row_of_the_batch_rewrites_the_whole_row) {
+    device_list_tracker tracker(me);
+    storage::sync_batch batch;
+    tracker.ensure_own_user(batch);
+    tracker.track_explicitly("@x:hs", batch);
+    // The store has no row for @x:hs before this batch commits: a mark alone would find none.
+    EXPECT_EQ(tracker.mark_outdated({"@x:hs", me}, batch), 2u);
+    EXPECT_TRUE(batch.outdated_marks.empty());
+    ASSERT_EQ(batch.tracked_users.size(), 2u);
+    for (const auto& row : batch.tracked_users) {
+        EXPECT_EQ(row.generation, tracker.find(row.user_id)->generation) << row.user_id;
+        EXPECT_TRUE(row.outdated);
+    }
+    // A mark made earlier in the batch is replaced by this operation's row, never kept beside.
+    storage::sync_batch again;
+    tracker.mark_outdated({"@x:hs"}, again);
+    ASSERT_EQ(again.outdated_marks.size(), 1u);
+    tracker.track_explicitly("@x:hs", again);  // already tracked: touches without a stamp
+    EXPECT_TRUE(again.outdated_marks.empty());
+    ASSERT_EQ(again.tracked_users.size(), 1u);
+    EXPECT_EQ(again.tracked_users[0].generation, tracker.find("@x:hs")->generation);
+}
 
 TEST(tracker_batches, operations_sharing_a_batch_leave_one_row_per_user) {
     device_list_tracker tracker(me);
@@ -262,6 +305,138 @@ TEST(tracker_batches, operations_sharing_a_batch_leave_one_row_per_user) {
     tracker.track_explicitly("@x:hs", batch);
     ASSERT_EQ(batch.tracked_users.size(), 2u);
     EXPECT_TRUE(batch.untracked_users.empty());
+}
+
+}  // namespace
+}  // namespace devlist::sync
+
+namespace devlist::sync {
+namespace {
+
+std::vector<std::string> ids(const std::vector<query_ticket>& tickets) {
+    std::vector<std::string> out;
+    for (const auto& t : tickets)
+        out.push_back(t.user_id);
+    return out;
+}
+
+TEST(tracker_queue, outdated_users_are_taken_in_user_id_order_once_each) {
+    device_list_tracker tracker(me);
+    storage::sync_batch batch;
+    tracker.ensure_own_user(batch);
+    for (const char* u : {"@d:hs", "@b:hs", "@a-long-name-x:hs", "@a-long-name:hs", "@c:hs"})
+        tracker.track_explicitly(u, batch);
+    auto first = tracker.take_outdated(3);
+    EXPECT_EQ(ids(first), (std::vector<std::string>{me, "@a-long-name-x:hs", "@a-long-name:hs"}));
+    // @b:hs is refreshed out of band; @a-long-name:hs answered but was stamped again meanwhile.
+    tracker.finish_query(first, {me, "@a-long-name-x:hs"});
+    storage::sync_batch later;
+    tracker.mark_outdated({"@a-long-name:hs", "@e:hs", me}, later);  // @e:hs is not tracked
+    auto second = tracker.take_outdated(10);
+    EXPECT_EQ(ids(second),
+              (std::vector<std::string>{me, "@a-long-name:hs", "@b:hs", "@c:hs", "@d:hs"}));
+    EXPECT_EQ(tracker.outdated_count(), 5u);
+    EXPECT_TRUE(tracker.take_outdated(10).empty());  // all in flight
+    tracker.finish_query(second, {me, "@a-long-name:hs", "@b:hs", "@c:hs", "@d:hs"});
+    EXPECT_EQ(tracker.outdated_count(), 0u);
+    EXPECT_EQ(tracker.in_flight_count(), 0u);
+    EXPECT_TRUE(tracker.take_outdated(10).empty());
+}
+
+TEST(tracker_queue, a_user_untracked_while_in_flight_stays_in_flight_when_tracked_again) {
+    device_list_tracker tracker(me);
+    storage::sync_batch batch;
+    tracker.ensure_own_user(batch);
+    tracker.track_explicitly("@x:hs", batch);
+    auto tickets = tracker.take_outdated(10);
+    ASSERT_EQ(tickets.size(), 2u);
+    storage::sync_batch untrack;
+    ASSERT_TRUE(tracker.untrack_explicitly("@x:hs", untrack));
+    EXPECT_EQ(tracker.outdated_count(), 1u);
+    storage::sync_batch again;
+    tracker.track_explicitly("@x:hs", again);
+    ASSERT_TRUE(tracker.find("@x:hs"));
+    EXPECT_TRUE(tracker.find("@x:hs")->outdated);
+    // The first query has not ended: the user is not sent twice.
+    EXPECT_TRUE(tracker.take_outdated(10).empty());
+    // Its answer predates the new stamp, so the store cleared nobody; now it is taken again.
+    tracker.finish_query(tickets, {me});
+    auto retry = tracker.take_outdated(10);
+    ASSERT_EQ(retry.size(), 1u);
+    EXPECT_EQ(retry[0].user_id, "@x:hs");
+    EXPECT_EQ(retry[0].generation, tracker.find("@x:hs")->generation);
+}
+
+TEST(tracker_queue, users_who_leave_and_others_who_join_keep_their_own_state) {
+    device_list_tracker tracker(me);
+    storage::sync_batch batch;
+    tracker.ensure_own_user(batch);
+    sync_response first = response({room("!e:hs", {joined(me), joined("@a:hs")}, true),
+                                    room("!p:hs", {joined(me), joined("@p:hs")}, false)});
+    tracker.apply_sync(first, true, batch);
+    tracker.finish_query(tracker.take_outdated(10), {me, "@a:hs"});
+    // @a:hs and @p:hs leave; the IDs' storage is reused for the users who join next.
+    storage::sync_batch leave;
+    tracker.apply_sync(
+        response({room("!e:hs", {left("@a:hs")}, false), room("!p:hs", {left("@p:hs")}, false)}),
+        false, leave);
+    EXPECT_EQ(leave.untracked_users, std::vector<std::string>{"@a:hs"});
+    storage::sync_batch join;
+    tracker.apply_sync(response({room("!e:hs", {joined("@n1:hs"), joined("@n2:hs")}, false)}),
+                       false, join);
+    EXPECT_FALSE(tracker.is_tracked("@a:hs"));
+    EXPECT_FALSE(tracker.is_tracked("@p:hs"));
+    ASSERT_TRUE(tracker.is_tracked("@n1:hs"));
+    ASSERT_TRUE(tracker.is_tracked("@n2:hs"));
+    EXPECT_EQ(tracker.find("@n1:hs")->user_id, "@n1:hs");
+    EXPECT_EQ(tracker.find("@n2:hs")->server_name, "hs");
+    EXPECT_EQ(tracker.tracked_count(), 3u);
+    EXPECT_EQ(tracker.outdated_count(), 2u);
+    EXPECT_EQ(ids(tracker.take_outdated(10)), (std::vector<std::string>{"@n1:hs", "@n2:hs"}));
+    // The room model holds the newcomers: their leaving untracks them.
+    storage::sync_batch leave_again;
+    tracker.apply_sync(response({room("!e:hs", {left("@n1:hs"), left("@n2:hs")}, false)}), false,
+                       leave_again);
+    EXPECT_EQ(leave_again.untracked_users.size(), 2u);
+    EXPECT_EQ(tracker.tracked_count(), 1u);
+}
+
+TEST(tracker_restore, row_by_row_restore_equals_restore_from_vectors) {
+    std::vector<storage::room> rooms = {{"!e:hs", true, "m.megolm.v1.aes-sha2"},
+                                        {"!p:hs", false, std::nullopt}};
+    std::vector<storage::room_member> members = {{"!e:hs", me, storage::membership::join},
+                                                 {"!e:hs", "@a:hs", storage::membership::invite},
+                                                 {"!p:hs", "@a:hs", storage::membership::join},
+                                                 {"!p:hs", "@b:hs", storage::membership::join}};
+    std::vector<storage::tracked_user> users = {
+        {me, "hs", {.own = true, .encrypted_room = true}, false, 3, 1000},
+        {"@a:hs", "hs", {.encrypted_room = true}, true, 5, std::nullopt},
+        {"@z:far", "far", {.explicit_request = true}, true, 4, std::nullopt}};
+    device_list_tracker from_vectors(me);
+    from_vectors.restore(9, rooms, members, users);
+    device_list_tracker streamed(me);
+    streamed.begin_restore(9);
+    for (const auto& r : rooms)
+        streamed.restore_room(r.room_id, r.encrypted, r.algorithm.value_or(""));
+    for (const auto& m : members)
+        streamed.restore_member({m.room_id, m.user_id, m.state});
+    for (const auto& u : users) {
+        streamed.restore_user(
+            {u.user_id, u.server_name, u.reasons, u.outdated, u.generation, u.last_refreshed_at});
+    }
+    for (auto* t : {&from_vectors, &streamed}) {
+        EXPECT_EQ(t->tracked_count(), 3u);
+        EXPECT_EQ(t->outdated_count(), 2u);
+        EXPECT_EQ(t->generation(), 9);
+        EXPECT_FALSE(t->is_tracked("@b:hs"));
+        ASSERT_TRUE(t->find(me));
+        EXPECT_EQ(t->find(me)->last_refreshed_at, 1000);
+        EXPECT_EQ(ids(t->take_outdated(10)), (std::vector<std::string>{"@a:hs", "@z:far"}));
+        // @a:hs is invited to the encrypted room: leaving it untracks them.
+        storage::sync_batch batch;
+        t->apply_sync(response({room("!e:hs", {left("@a:hs")}, false)}), false, batch);
+        EXPECT_EQ(batch.untracked_users, std::vector<std::string>{"@a:hs"});
+    }
 }
 
 }  // namespace
