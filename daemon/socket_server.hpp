@@ -31,7 +31,8 @@ struct socket_server_limits {
     std::size_t max_body_bytes = 64 * 1024;   // 413 beyond
     // A kept-alive connection without a request for this long is closed.
     std::chrono::milliseconds idle_timeout{60000};
-    // From a request's first byte to its last: a client slower than this gets 408 and is closed.
+    // From a request's first byte to its last: a client slower than this is closed
+    // without an answer.
     std::chrono::milliseconds request_timeout{10000};
     // To write one answer: a client that does not read is closed.
     std::chrono::milliseconds write_timeout{10000};

@@ -7,10 +7,13 @@
 
 #include "storage/records.hpp"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace devlist::storage {
@@ -43,6 +46,18 @@ struct outdated_mark {
     std::string user_id{};
     std::int64_t generation = 0;
 };
+
+// A user ID's first eight bytes as a big-endian number (zero-padded): ordering by it and then by
+// the whole ID is user-ID order, with one integer comparison for most pairs. The store writes a
+// batch's rows in that order, and the tracker keeps its outdated queue in it.
+inline std::uint64_t user_order_key(std::string_view user_id) {
+    unsigned char bytes[8] = {};
+    std::memcpy(bytes, user_id.data(), std::min<std::size_t>(user_id.size(), 8));
+    std::uint64_t key = 0;
+    for (unsigned char b : bytes)
+        key = key << 8 | b;
+    return key;
+}
 
 struct sync_batch {
     timestamp_ms at = 0;

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdint>
-#include <cstring>
 #include <utility>
 
 namespace devlist::storage {
@@ -43,22 +42,14 @@ key_state_row read_key_state_row(const statement& st) {
                          .fallback_unused = st.boolean(2)};
 }
 
-// Pointers to `rows` sorted by user ID. The first eight bytes are compared as one number, so
-// sorting tens of thousands of IDs costs little next to writing them.
+// Pointers to `rows` sorted by user ID (user_order_key first), so that a batch of tens of
+// thousands of rows walks the table once.
 template <class Row>
 std::vector<const Row*> in_user_order(const std::vector<Row>& rows) {
-    auto prefix = [](const std::string& s) {
-        unsigned char bytes[8] = {};
-        std::memcpy(bytes, s.data(), std::min<std::size_t>(s.size(), 8));
-        std::uint64_t key = 0;
-        for (unsigned char b : bytes)
-            key = key << 8 | b;
-        return key;
-    };
     std::vector<std::pair<std::uint64_t, const Row*>> keyed;
     keyed.reserve(rows.size());
     for (const Row& row : rows)
-        keyed.emplace_back(prefix(row.user_id), &row);
+        keyed.emplace_back(user_order_key(row.user_id), &row);
     std::sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) {
         if (a.first != b.first) return a.first < b.first;
         return a.second->user_id < b.second->user_id;

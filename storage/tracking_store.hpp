@@ -26,8 +26,9 @@ class tracking_store {
     // The same rows passed one by one to `visit` (the views are valid during the call).
     result<void> for_each_tracked_user(const std::function<void(const tracked_user_view&)>& visit);
     result<std::optional<tracked_user>> find(std::string_view user_id);
-    // Up to `limit` outdated users, those stamped longest ago first (generation, then user ID),
-    // for the next /keys/query batch.
+    // Up to `limit` outdated users, those stamped longest ago first (generation, then user ID).
+    // For tests and tools: the engine keeps the outdated set in memory, and since schema
+    // version 2 no index serves this (it scans the table).
     result<std::vector<tracked_user>> outdated_users(std::size_t limit);
 
     result<std::vector<server_backoff>> load_server_backoffs();

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cassert>
-#include <cstring>
 #include <unordered_set>
 #include <utility>
 
@@ -14,17 +13,6 @@ namespace {
 
 std::size_t hash_of(std::string_view user_id) {
     return std::hash<std::string_view>{}(user_id);
-}
-
-// The first eight bytes of `s` as a big-endian number (zero-padded): comparing these compares
-// the strings' first eight bytes in byte order, without a call per comparison.
-std::uint64_t prefix_key(std::string_view s) {
-    unsigned char bytes[8] = {};
-    std::memcpy(bytes, s.data(), std::min<std::size_t>(s.size(), 8));
-    std::uint64_t key = 0;
-    for (unsigned char b : bytes)
-        key = key << 8 | b;
-    return key;
 }
 
 }  // namespace
@@ -507,7 +495,7 @@ void device_list_tracker::sort_outdated_queue() {
     std::vector<std::pair<std::uint64_t, handle>> keyed;
     keyed.reserve(outdated_added_.size());
     for (handle h : outdated_added_)
-        keyed.emplace_back(prefix_key(slot(h).user.user_id), h);
+        keyed.emplace_back(storage::user_order_key(slot(h).user.user_id), h);
     std::sort(keyed.begin(), keyed.end(), [&](const auto& a, const auto& b) {
         if (a.first != b.first) return a.first < b.first;
         return before(a.second, b.second);

@@ -44,15 +44,24 @@ std::uintmax_t wal_size(const std::filesystem::path& db) {
     return ec ? 0 : size;
 }
 
-// Waits (up to 30 s) until the thread has run `at_least` checkpoints.
-checkpoint_counters wait_for_background(const wal_checkpointer& c, std::uint64_t at_least) {
+// Waits (up to 30 s) until the thread has run `at_least` checkpoints; `of` is a checkpointer or
+// a store.
+template <class Owner>
+checkpoint_counters wait_for_background(const Owner& of, std::uint64_t at_least) {
+    const auto counters = [&of] {
+        if constexpr (requires { of.counters(); }) {
+            return of.counters();
+        } else {
+            return of.checkpoints();
+        }
+    };
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    auto counters = c.counters();
-    while (counters.background < at_least && std::chrono::steady_clock::now() < deadline) {
+    auto now = counters();
+    while (now.background < at_least && std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        counters = c.counters();
+        now = counters();
     }
-    return counters;
+    return now;
 }
 
 TEST(WalCheckpointer, TheThreadCheckpointsOnceTheLogPassesTheThresholdAndTheWriterDoesNot) {
@@ -133,10 +142,7 @@ TEST(WalCheckpointer, AStoreOnAFileCheckpointsOnItsThreadAndInMemoryHasNone) {
     auto& db = s->database();
     ASSERT_TRUE(db.exec("CREATE TABLE t (v TEXT)"));
     write_rows(db, 400);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (s->checkpoints().background == 0 && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    EXPECT_GE(s->checkpoints().background, 1u);
+    EXPECT_GE(wait_for_background(*s, 1).background, 1u);
 
     auto memory = store::open(":memory:");
     ASSERT_TRUE(memory) << memory.error().message();
