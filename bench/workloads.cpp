@@ -1051,13 +1051,19 @@ class bench_run {
         const std::string echo_body(1400, 'x');
         host.start_echo(echo_path, echo_body);
         for (int run = 0; run < std::max(1, opts_.runs); ++run) {
-            one.push_back(client_run([&](latency_stats* s) {
-                return sequential_lookups(api_path.string(), &requests, {count, nullptr}, s);
-            }));
+            {
+                profile_scope profiled(opts_.profile == "W5" && run == 0);
+                one.push_back(client_run([&](latency_stats* s) {
+                    return sequential_lookups(api_path.string(), &requests, {count, nullptr}, s);
+                }));
+            }
             expect_lookups(one.back(), "W5 one client");
-            piped.push_back(client_run([&](latency_stats* s) {
-                return pipelined_lookups(api_path.string(), &requests, count * 2, 32, s);
-            }));
+            {
+                profile_scope profiled(opts_.profile == "W5p" && run == 0);
+                piped.push_back(client_run([&](latency_stats* s) {
+                    return pipelined_lookups(api_path.string(), &requests, count * 2, 32, s);
+                }));
+            }
             expect_lookups(piped.back(), "W5 pipelined");
             std::vector<lookup_request> echo_requests{{"/echo", "x"}};
             echo_one.push_back(client_run([&](latency_stats* s) {

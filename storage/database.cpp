@@ -104,24 +104,43 @@ connection::connection(connection&& other) noexcept
     : db_(std::exchange(other.db_, nullptr)),
       name_(std::move(other.name_)),
       options_(other.options_),
+      control_(std::move(other.control_)),
       synchronous_(other.synchronous_) {}
 
 connection& connection::operator=(connection&& other) noexcept {
     if (this != &other) {
+        control_ = {};  // finalized before their connection closes
         sqlite3_close(db_);
         db_ = std::exchange(other.db_, nullptr);
         name_ = std::move(other.name_);
         options_ = other.options_;
+        control_ = std::move(other.control_);
         synchronous_ = other.synchronous_;
     }
     return *this;
 }
 
 connection::~connection() {
+    control_ = {};
     // Statements must be finalized first (their owners outlive no connection); sqlite3_close
     // would refuse otherwise, which is a bug in the owner, not a runtime condition.
     [[maybe_unused]] int rc = sqlite3_close(db_);
     assert(rc == SQLITE_OK);
+}
+
+result<void> connection::run(control which) {
+    static constexpr std::array<std::string_view, 4> sql{"BEGIN", "BEGIN IMMEDIATE", "COMMIT",
+                                                         "ROLLBACK"};
+    const auto index = static_cast<std::size_t>(which);
+    statement& st = control_.at(index);
+    if (st.native_handle() == nullptr) {
+        auto prepared = prepare(sql.at(index));
+        if (!prepared) return prepared.error();
+        st = std::move(*prepared);
+    }
+    auto done = st.run();
+    st.reset();
+    return done;
 }
 
 result<void> connection::exec(std::string_view sql) {
@@ -312,7 +331,7 @@ result<transaction> transaction::begin(connection& db, durability level) {
     durability wanted =
         level == durability::full ? durability::full : db.options().default_durability;
     if (auto r = db.set_synchronous(wanted); !r) return r.error();
-    if (auto r = db.exec("BEGIN IMMEDIATE"); !r) {
+    if (auto r = db.run(connection::control::begin_immediate); !r) {
         (void)db.set_synchronous(db.options().default_durability);
         return r.error();
     }
@@ -327,14 +346,16 @@ transaction::~transaction() {
     if (db_->in_transaction()) {
         // ROLLBACK only fails when no transaction is open (SQLite may already have rolled back
         // after an I/O error); either way nothing of this transaction remains.
-        (void)db_->exec("ROLLBACK");
+        (void)db_->run(connection::control::rollback);
     }
     restore_synchronous();
 }
 
 result<void> transaction::commit() {
     assert(db_ != nullptr && "commit() called twice");
-    if (auto r = db_->exec("COMMIT"); !r) return r.error();  // the destructor rolls back
+    if (auto r = db_->run(connection::control::commit); !r) {
+        return r.error();  // the destructor rolls back
+    }
     restore_synchronous();
     db_ = nullptr;
     return {};
@@ -350,7 +371,7 @@ void transaction::restore_synchronous() noexcept {
 
 result<read_transaction> read_transaction::begin(connection& db) {
     if (db.in_transaction()) return read_transaction(nullptr);
-    if (auto r = db.exec("BEGIN"); !r) return r.error();
+    if (auto r = db.run(connection::control::begin); !r) return r.error();
     return read_transaction(&db);
 }
 
@@ -361,7 +382,7 @@ read_transaction::~read_transaction() {
     if (db_ == nullptr || !db_->in_transaction()) return;
     // Nothing was written, so COMMIT only ends the snapshot; should it fail all the same,
     // ROLLBACK does the same.
-    if (!db_->exec("COMMIT")) (void)db_->exec("ROLLBACK");
+    if (!db_->run(connection::control::commit)) (void)db_->run(connection::control::rollback);
 }
 
 }  // namespace devlist::storage

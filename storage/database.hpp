@@ -28,6 +28,7 @@
 
 #include "devlist/error.hpp"
 
+#include <array>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
@@ -155,6 +156,11 @@ class connection {
 
     // Runs one or more SQL statements that return no rows of interest.
     result<void> exec(std::string_view sql);
+    // The statements that open and end transactions, prepared once per connection: exec()
+    // would parse them on every call, and every socket lookup opens and ends a read
+    // transaction.
+    enum class control { begin, begin_immediate, commit, rollback };
+    result<void> run(control which);
     result<statement> prepare(std::string_view sql);
 
     // Rows changed by the last INSERT/UPDATE/DELETE.
@@ -180,6 +186,7 @@ class connection {
     sqlite3* db_ = nullptr;
     std::string name_;
     open_options options_;
+    std::array<statement, 4> control_{};  // by control; prepared on first use
     // The synchronous level last set, so that begin() only issues the pragma when it changes.
     durability synchronous_ = durability::normal;
 };

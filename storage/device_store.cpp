@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 
 namespace devlist::storage {
 
@@ -293,19 +294,29 @@ result<std::optional<device_record>> device_store::find(std::string_view user_id
 
 result<std::optional<device_record>> device_store::device_by_curve25519(
     std::string_view curve25519) {
-    return stmts_.query_one("SELECT " DEVLIST_DEVICE_COLUMNS
-                            " FROM devices WHERE curve25519 = ?1 "
-                            "ORDER BY deleted_at IS NOT NULL, last_seen DESC LIMIT 1",
-                            read_device, curve25519);
+    // The rows with the key (one, nearly always) are compared here: an ORDER BY would build a
+    // temporary B-tree for every lookup, and this is the socket API's most frequent question.
+    auto rows =
+        stmts_.query_all("SELECT " DEVLIST_DEVICE_COLUMNS " FROM devices WHERE curve25519 = ?1",
+                         read_device, curve25519);
+    if (!rows) return rows.error();
+    if (rows->empty()) return std::optional<device_record>();
+    // A live device first, then the one seen last.
+    auto rank = [](const device_record& d) {
+        return std::pair(!d.deleted_at.has_value(), d.last_seen);
+    };
+    auto best = std::max_element(rows->begin(), rows->end(),
+                                 [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+    return std::optional<device_record>(std::move(*best));
 }
 
 result<std::vector<cross_signing_key>> device_store::cross_signing_keys_of(
     std::string_view user_id) {
-    // Ordered as the enumeration (master, self_signing, user_signing), not alphabetically.
+    // Ordered as the enumeration (master, self_signing, user_signing), which is also the
+    // order of their names: the primary key's order, so no temporary B-tree is built.
     return stmts_.query_all(
         "SELECT user_id, usage, public_key, signed_json, verified, first_seen, last_seen "
-        "FROM cross_signing_keys WHERE user_id = ?1 "
-        "ORDER BY CASE usage WHEN 'master' THEN 0 WHEN 'self_signing' THEN 1 ELSE 2 END",
+        "FROM cross_signing_keys WHERE user_id = ?1 ORDER BY usage",
         read_cross_signing_key, user_id);
 }
 

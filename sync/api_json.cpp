@@ -1,9 +1,13 @@
 // include/devlist/json.hpp: the documents of the socket API (README, "Socket API").
 #include "sync/api_json.hpp"
 
+#include <algorithm>
+#include <cassert>
 #include <cstdint>
 #include <optional>
 #include <string_view>
+
+#include "crypto/canonical_writer.hpp"
 
 namespace devlist {
 
@@ -37,6 +41,18 @@ std::string_view sync::name_of(cross_signing_state s) {
     return "off";
 }
 
+std::string_view sync::name_of(key_usage u) {
+    switch (u) {
+        case key_usage::master:
+            return "master";
+        case key_usage::self_signing:
+            return "self_signing";
+        case key_usage::user_signing:
+            return "user_signing";
+    }
+    return "master";
+}
+
 namespace {
 
 using sync::name_of;
@@ -57,25 +73,91 @@ json::value count(std::uint64_t n) {
     return json::value(static_cast<std::int64_t>(n));
 }
 
-std::string_view name_of(key_usage u) {
-    switch (u) {
-        case key_usage::master:
-            return "master";
-        case key_usage::self_signing:
-            return "self_signing";
-        case key_usage::user_signing:
-            return "user_signing";
+// Writes one object's members straight into `out` (the closing brace when it goes out of scope),
+// for the answers asked for most (a user's devices, a device by key): building them as json::value
+// trees first cost about twice the SQLite reads behind them. Members must come in canonical order
+// (keys sorted by byte), and keys are literals that need no escaping; asserted in debug builds.
+class object_writer {
+  public:
+    explicit object_writer(std::string& out) : out_(out) { out_ += '{'; }
+    object_writer(const object_writer&) = delete;
+    object_writer& operator=(const object_writer&) = delete;
+    ~object_writer() { out_ += '}'; }
+
+    // The member's key and colon; its value is the caller's to write.
+    std::string& member(std::string_view key) {
+        assert((first_ || last_key_ < key) && "members out of canonical order");
+        if (!first_) out_ += ',';
+        first_ = false;
+#ifndef NDEBUG
+        last_key_ = key;
+#endif
+        out_ += '"';
+        out_ += key;
+        out_ += "\":";
+        return out_;
     }
-    return "master";
+    void string(std::string_view key, std::string_view v) {
+        json::append_canonical_string(v, member(key));
+    }
+    void integer(std::string_view key, std::int64_t v) {
+        json::append_canonical_integer(v, member(key));
+    }
+    void boolean(std::string_view key, bool v) {
+        member(key) += v ? "true" : "false";
+    }
+    void nullable_string(std::string_view key, const std::optional<std::string>& v) {
+        if (v)
+            string(key, *v);
+        else
+            member(key) += "null";
+    }
+    void nullable_integer(std::string_view key, const std::optional<std::int64_t>& v) {
+        if (v)
+            integer(key, *v);
+        else
+            member(key) += "null";
+    }
+
+  private:
+    std::string& out_;
+    bool first_ = true;
+#ifndef NDEBUG
+    std::string_view last_key_;
+#endif
+};
+
+// A device's members in canonical order; with_owner adds user_id, deleted and deleted_at (a
+// device listed under its user goes without them: the answer names the user once).
+void append_device(const device& d, bool with_owner, std::string& out) {
+    object_writer o(out);
+    o.boolean("cross_signed", d.cross_signed);
+    o.string("curve25519", d.curve25519);
+    if (with_owner) {
+        o.boolean("deleted", d.deleted_at.has_value());
+        o.nullable_integer("deleted_at", d.deleted_at);
+    }
+    o.string("device_id", d.device_id);
+    o.nullable_string("display_name", d.display_name);
+    o.string("ed25519", d.ed25519);
+    o.integer("first_seen", d.first_seen);
+    o.integer("last_seen", d.last_seen);
+    if (with_owner) o.string("user_id", d.user_id);
 }
 
-// A device as listed under its user: without user_id, which the answer says once.
-json::object listed_device(const device& d) {
-    return json::object{
-        {"device_id", d.device_id},       {"ed25519", d.ed25519},
-        {"curve25519", d.curve25519},     {"display_name", nullable(d.display_name)},
-        {"cross_signed", d.cross_signed}, {"first_seen", d.first_seen},
-        {"last_seen", d.last_seen}};
+void append_reasons(const tracking_reasons& r, std::string& out) {
+    out += '[';
+    const std::size_t start = out.size();
+    auto add = [&](std::string_view name) {
+        if (out.size() != start) out += ',';
+        out += '"';
+        out += name;
+        out += '"';
+    };
+    if (r.own) add("own");
+    if (r.encrypted_room) add("encrypted_room");
+    if (r.explicit_request) add("explicit");
+    out += ']';
 }
 
 // One event as {"at", "cursor", "type", "data"}: the data is spliced as stored, since a
@@ -146,34 +228,58 @@ std::string to_json(const status& s) {
 }
 
 std::string to_json(const user_devices& u) {
-    json::array list;
-    for (const auto& d : u.devices)
-        list.push_back(listed_device(d));
-    json::object keys;
+    // Cross-signing keys by usage name; a usage given twice keeps the last, as an object would.
+    std::vector<const cross_signing_key*> keys;
     for (const auto& c : u.cross_signing_keys) {
-        keys[std::string(name_of(c.usage))] = json::object{{"public_key", c.public_key},
-                                                           {"verified", c.verified},
-                                                           {"first_seen", c.first_seen},
-                                                           {"last_seen", c.last_seen}};
+        auto same = std::find_if(keys.begin(), keys.end(),
+                                 [&](const cross_signing_key* k) { return k->usage == c.usage; });
+        if (same != keys.end())
+            *same = &c;
+        else
+            keys.push_back(&c);
     }
-    json::object o{
-        {"user_id", u.user_id},
-        {"tracked", u.tracked},
-        {"outdated", u.outdated},
-        {"reasons", u.tracked ? sync::reasons_value(u.reasons) : json::value(json::array{})},
-        {"last_refreshed_at", nullable(u.last_refreshed_at)},
-        {"devices", std::move(list)},
-        {"cross_signing_keys", std::move(keys)},
-    };
-    return json::to_canonical(o);
+    std::sort(keys.begin(), keys.end(), [](const cross_signing_key* a, const cross_signing_key* b) {
+        return name_of(a->usage) < name_of(b->usage);
+    });
+
+    std::string out;
+    out.reserve(256 + u.devices.size() * 320);
+    {
+        object_writer o(out);
+        {
+            object_writer by_usage(o.member("cross_signing_keys"));
+            for (const cross_signing_key* c : keys) {
+                object_writer k(by_usage.member(name_of(c->usage)));
+                k.integer("first_seen", c->first_seen);
+                k.integer("last_seen", c->last_seen);
+                k.string("public_key", c->public_key);
+                k.boolean("verified", c->verified);
+            }
+        }
+        std::string& list = o.member("devices");
+        list += '[';
+        for (std::size_t i = 0; i < u.devices.size(); ++i) {
+            if (i != 0) list += ',';
+            append_device(u.devices[i], false, list);
+        }
+        list += ']';
+        o.nullable_integer("last_refreshed_at", u.last_refreshed_at);
+        o.boolean("outdated", u.outdated);
+        if (u.tracked)
+            append_reasons(u.reasons, o.member("reasons"));
+        else
+            o.member("reasons") += "[]";
+        o.boolean("tracked", u.tracked);
+        o.string("user_id", u.user_id);
+    }  // closes the object
+    return out;
 }
 
 std::string to_json(const device& d) {
-    json::object o = listed_device(d);
-    o["user_id"] = d.user_id;
-    o["deleted"] = d.deleted_at.has_value();
-    o["deleted_at"] = nullable(d.deleted_at);
-    return json::to_canonical(o);
+    std::string out;
+    out.reserve(384);
+    append_device(d, true, out);
+    return out;
 }
 
 std::string to_json(const std::vector<tracked_user>& users) {

@@ -13,6 +13,7 @@ namespace devlist::sync {
 // The names the socket API, the metrics and the logs use.
 std::string_view name_of(devlist::engine_phase p);
 std::string_view name_of(devlist::cross_signing_state s);
+std::string_view name_of(devlist::key_usage u);  // the keys of "cross_signing_keys"
 
 // ["own", "encrypted_room", "explicit"], those that apply.
 json::value reasons_value(const devlist::tracking_reasons& r);

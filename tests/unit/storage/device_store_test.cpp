@@ -197,6 +197,37 @@ TEST_F(DeviceStoreTest, LiveDeviceWinsTheCurve25519Lookup) {
     EXPECT_EQ(found->device_id, "NEW");
 }
 
+TEST_F(DeviceStoreTest, Curve25519LookupPrefersALiveDeviceThenTheOneSeenLast) {
+    // One key on devices of three users (a reused or copied key): whatever order they were
+    // stored in, a live device wins, and among deleted ones the one seen last.
+    for (const char* user : {"@a:b.org", "@b:b.org", "@c:b.org"})
+        track(user, 1);
+    auto with_key = [this](const std::string& user, const std::string& id) {
+        device_record d = device(user, id);
+        d.curve25519 = "shared-key";
+        return d;
+    };
+    auto gone_at = [this](const std::string& user, std::int64_t at) {
+        must(db().devices().apply_query_result(answer(user, 1, {}, at)));
+    };
+    must(db().devices().apply_query_result(
+        answer("@b:b.org", 1, {with_key("@b:b.org", "B")}, 7000)));
+    gone_at("@b:b.org", 8000);
+    must(db().devices().apply_query_result(
+        answer("@a:b.org", 1, {with_key("@a:b.org", "A")}, 5000)));
+    gone_at("@a:b.org", 6000);
+    auto found = must(db().devices().device_by_curve25519("shared-key"));
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->device_id, "B");  // both deleted: B was seen last (7000 against 5000)
+
+    must(db().devices().apply_query_result(
+        answer("@c:b.org", 1, {with_key("@c:b.org", "C")}, 6500)));
+    found = must(db().devices().device_by_curve25519("shared-key"));
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->device_id, "C");  // live, though seen before B
+    EXPECT_EQ(found->deleted_at, std::nullopt);
+}
+
 TEST_F(DeviceStoreTest, RaceGuardKeepsUserOutdatedWhenGenerationMoved) {
     track("@a:b.org", 3);
     // /keys/query sent at generation 3; meanwhile /sync marked the user outdated again (4).
