@@ -62,6 +62,7 @@ class event_outbox {
 
   private:
     result<std::int64_t> acknowledged_by(std::string_view consumer);
+    result<std::int64_t> inserted_cursor(result<void> inserted);
 
     statement_cache stmts_;
 };
