@@ -15,6 +15,8 @@ namespace {
 const sqlite3_destructor_type copy_value =
     reinterpret_cast<sqlite3_destructor_type>(  // NOLINT(performance-no-int-to-ptr)
         static_cast<std::intptr_t>(-1));
+// SQLITE_STATIC: SQLite reads the caller's bytes, which must outlive the binding.
+constexpr sqlite3_destructor_type borrow_value = nullptr;
 
 errc errc_of(int rc) {
     switch (rc & 0xff) {
@@ -193,13 +195,16 @@ result<void> connection::set_synchronous(durability level) {
 // ---- statement ----
 
 statement::statement(statement&& other) noexcept
-    : stmt_(std::exchange(other.stmt_, nullptr)), bind_error_(std::move(other.bind_error_)) {}
+    : stmt_(std::exchange(other.stmt_, nullptr)),
+      bind_error_(std::move(other.bind_error_)),
+      borrow_(std::exchange(other.borrow_, false)) {}
 
 statement& statement::operator=(statement&& other) noexcept {
     if (this != &other) {
         sqlite3_finalize(stmt_);
         stmt_ = std::exchange(other.stmt_, nullptr);
         bind_error_ = std::move(other.bind_error_);
+        borrow_ = std::exchange(other.borrow_, false);
     }
     return *this;
 }
@@ -231,7 +236,8 @@ statement& statement::bind(int index, std::int64_t value) {
 }
 
 statement& statement::bind(int index, std::string_view text) {
-    note_bind(sqlite3_bind_text64(stmt_, index, text.data(), text.size(), copy_value, SQLITE_UTF8),
+    note_bind(sqlite3_bind_text64(stmt_, index, text.data(), text.size(),
+                                  borrow_ ? borrow_value : copy_value, SQLITE_UTF8),
               index);
     return *this;
 }
@@ -240,7 +246,9 @@ statement& statement::bind(int index, std::span<const std::uint8_t> blob) {
     // A null pointer would bind NULL rather than an empty blob.
     static const std::uint8_t empty = 0;
     const void* data = blob.empty() ? &empty : blob.data();
-    note_bind(sqlite3_bind_blob64(stmt_, index, data, blob.size(), copy_value), index);
+    note_bind(
+        sqlite3_bind_blob64(stmt_, index, data, blob.size(), borrow_ ? borrow_value : copy_value),
+        index);
     return *this;
 }
 
@@ -274,6 +282,7 @@ void statement::reset() noexcept {
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
     bind_error_ = error{};
+    borrow_ = false;
 }
 
 int statement::column_count() const noexcept {

@@ -48,7 +48,7 @@ class statement_cache {
         auto st = acquire(sql);
         if (!st) return st.error();
         resetter guard{**st};
-        return (*st)->bind_all(args...).run();
+        return (*st)->borrow_values().bind_all(args...).run();
     }
 
     // Like run(); returns the number of rows changed.
@@ -65,7 +65,7 @@ class statement_cache {
         auto st = acquire(sql);
         if (!st) return st.error();
         resetter guard{**st};
-        (*st)->bind_all(args...);
+        (*st)->borrow_values().bind_all(args...);
         auto row = (*st)->step();
         if (!row) return row.error();
         if (!*row) return std::optional<row_of<Read>>();
@@ -95,7 +95,7 @@ class statement_cache {
         auto st = acquire(sql);
         if (!st) return st.error();
         resetter guard{**st};
-        (*st)->bind_all(args...);
+        (*st)->borrow_values().bind_all(args...);
         std::vector<row_of<Read>> rows;
         for (;;) {
             auto row = (*st)->step();
@@ -114,7 +114,7 @@ class statement_cache {
         auto st = acquire(sql);
         if (!st) return st.error();
         resetter guard{**st};
-        (*st)->bind_all(args...);
+        (*st)->borrow_values().bind_all(args...);
         for (;;) {
             auto row = (*st)->step();
             if (!row) return row.error();
