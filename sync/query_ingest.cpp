@@ -134,14 +134,16 @@ asio::awaitable<ingest_totals> ingest_query_answer(
     covered.reserve(tickets.size());
     std::vector<const user_section*> to_parse;
     std::vector<storage::user_query_result> repeated;
-    std::set<std::string> answered;
+    std::set<std::string, std::less<>> answered;
     // One read lock for all the digests, not one a statement (no write begins meanwhile: nothing
     // here suspends). Without it, the reads only cost more.
     std::optional<result<storage::read_transaction>> snapshot;
     snapshot.emplace(store.begin_read());
     for (auto& ticket : tickets) {
-        if (answer.failures.contains(server_name_of(ticket.user_id).value_or(""))) continue;
-        answered.emplace(server_name_of(ticket.user_id).value_or(""));
+        const std::string_view server = server_name_of(ticket.user_id).value_or("");
+        if (answer.failures.contains(server)) continue;
+        // Thousands of tickets, a few dozen servers: a name is copied once.
+        if (!answered.contains(server)) answered.emplace(server);
         auto section = sections.find(ticket.user_id);
         if (section == sections.end()) {
             totals.absent.push_back(std::move(ticket.user_id));
