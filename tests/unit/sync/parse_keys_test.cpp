@@ -280,10 +280,24 @@ TEST(index_keys_query, hostile_parts_refuse_the_answer_in_either_step) {
     EXPECT_FALSE(parse_keys_query_response(
         ctx(), replaced(two_users, R"("master_keys": {)",
                         R"("master_keys": {"@c:x": {"user_id": "@c:x",, "usage": []}, )")));
-    // Nesting is bounded in the body as a whole, inside the parts too.
-    std::string deep = std::string(200, '[') + std::string(200, ']');
+    // Nesting is bounded as in the body as a whole: outside the parts by the first step, inside
+    // a part when it is parsed, counted from where the part sits. D1's "unsigned" object is at
+    // depth 5, so 123 more levels reach the limit of 128 and 124 go beyond it.
+    auto nested = [](std::size_t levels) {
+        return std::string(levels, '[') + std::string(levels, ']');
+    };
     EXPECT_FALSE(index_keys_query_answer(
-        ctx(), replaced(two_users, R"("phone")", R"("phone", "deep": )" + deep)));
+        ctx(), replaced(two_users, R"("failures": {})", R"("failures": {}, "x": )" + nested(200))));
+    auto inside = [&](std::size_t levels) {
+        return replaced(two_users, R"("phone")", R"("phone", "deep": )" + nested(levels));
+    };
+    EXPECT_TRUE(index_keys_query_answer(ctx(), inside(124)));
+    EXPECT_TRUE(parse_keys_query_response(ctx(), inside(123)));
+    auto deep = parse_keys_query_response(ctx(), inside(124));
+    ASSERT_FALSE(deep);
+    EXPECT_NE(deep.error().message().find("nesting deeper than the limit of 128"),
+              std::string::npos)
+        << deep.error().message();
 }
 
 }  // namespace
