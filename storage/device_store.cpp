@@ -7,6 +7,7 @@
 #include <cassert>
 #include <map>
 #include <set>
+#include <span>
 #include <string>
 #include <utility>
 
@@ -18,6 +19,17 @@ namespace {
 #define DEVLIST_DEVICE_COLUMNS                                                           \
     "user_id, device_id, ed25519, curve25519, display_name, signed_json, cross_signed, " \
     "first_seen, last_seen, deleted_at"
+
+// tracked_users.answer_seen_at for a digest in parameter ?4 (?2 in the _2 form), the time in ?3:
+// the oldest last_seen of the user's devices and keys that the digest stands for (an unchanged
+// device keeps a last_seen up to last_seen_resolution_ms old), or NULL with the digest.
+#define DEVLIST_ANSWER_SEEN_AT_OF(digest)                                                     \
+    "CASE WHEN " digest                                                                       \
+    " IS NULL THEN NULL ELSE min("                                                            \
+    "ifnull((SELECT min(last_seen) FROM devices WHERE user_id = ?1 AND deleted_at IS NULL), " \
+    "?3), ifnull((SELECT min(last_seen) FROM cross_signing_keys WHERE user_id = ?1), ?3)) END"
+#define DEVLIST_ANSWER_SEEN_AT DEVLIST_ANSWER_SEEN_AT_OF("?4")
+#define DEVLIST_ANSWER_SEEN_AT_2 DEVLIST_ANSWER_SEEN_AT_OF("?2")
 
 device_record read_device(const statement& st) {
     return device_record{
@@ -90,13 +102,17 @@ result<query_outcome> device_store::apply_query_result(const query_result& answe
 
 result<void> device_store::apply_user(const user_query_result& user, timestamp_ms at,
                                       query_outcome& outcome) {
+    if (user.same_digest) return apply_same_digest(user, at, outcome);
+    std::optional<std::span<const std::uint8_t>> digest;
+    if (user.digest) digest = std::span<const std::uint8_t>(*user.digest);
     if (user.unchanged && user.clear_outdated) {
         // The common case of a large answer: one statement. Only when it clears nothing is it
         // asked why (untracked meanwhile, or the generation moved).
         auto cleared = stmts_.run_counted(
-            "UPDATE tracked_users SET outdated = 0, last_refreshed_at = ?3 "
-            "WHERE user_id = ?1 AND generation = ?2",
-            user.user_id, user.generation_at_send, at);
+            "UPDATE tracked_users SET outdated = 0, last_refreshed_at = ?3, "
+            "answer_digest = ?4, answer_seen_at = " DEVLIST_ANSWER_SEEN_AT
+            " WHERE user_id = ?1 AND generation = ?2",
+            user.user_id, user.generation_at_send, at, digest);
         if (!cleared) return cleared.error();
         if (*cleared != 0) {
             outcome.cleared.push_back(user.user_id);
@@ -116,7 +132,85 @@ result<void> device_store::apply_user(const user_query_result& user, timestamp_m
         if (auto r = apply_devices(user, at, outcome); !r) return r;
         if (auto r = apply_cross_signing_keys(user, at); !r) return r;
     }
+    // Whatever wrote the devices, the digest now says whether they are one accepted part.
+    if (auto r = write_digest(user, at); !r) return r;
+    return clear_outdated(user, at, outcome);
+}
 
+result<void> device_store::apply_same_digest(const user_query_result& user, timestamp_ms at,
+                                             query_outcome& outcome) {
+    assert(user.digest && "a repeated part without its digest");
+    if (!user.digest) return {};
+    const std::span<const std::uint8_t> digest(*user.digest);
+    if (user.clear_outdated) {
+        // The common case of a large answer that repeats itself: one statement, which also
+        // checks that the stored devices are still what the digest stands for.
+        auto cleared = stmts_.run_counted(
+            "UPDATE tracked_users SET outdated = 0, last_refreshed_at = ?3 "
+            "WHERE user_id = ?1 AND generation = ?2 AND answer_digest = ?4 "
+            "AND answer_seen_at > ?5",
+            user.user_id, user.generation_at_send, at, digest, at - last_seen_resolution_ms);
+        if (!cleared) return cleared.error();
+        if (*cleared != 0) {
+            outcome.cleared.push_back(user.user_id);
+            return {};
+        }
+    }
+    struct stored_digest {
+        std::vector<std::uint8_t> digest;
+        std::optional<timestamp_ms> seen_at;
+    };
+    auto stored = stmts_.query_one(
+        "SELECT answer_digest, answer_seen_at FROM tracked_users WHERE user_id = ?1",
+        [](const statement& st) {
+            return stored_digest{st.blob(0), st.optional_int64(1)};
+        },
+        user.user_id);
+    if (!stored) return stored.error();
+    if (!*stored) {
+        outcome.not_tracked.push_back(user.user_id);
+        return {};
+    }
+    if (!std::equal((*stored)->digest.begin(), (*stored)->digest.end(), digest.begin(),
+                    digest.end())) {
+        // Something else was stored since the engine read the digest: this answer says nothing
+        // certain about it, so the user is asked again.
+        outcome.still_outdated.push_back(user.user_id);
+        return {};
+    }
+    if (!(*stored)->seen_at || at - *(*stored)->seen_at >= last_seen_resolution_ms) {
+        // The answer still lists every stored device and key: their last_seen is due.
+        if (auto r = stmts_.run(
+                "UPDATE devices SET last_seen = ?2 WHERE user_id = ?1 AND deleted_at IS NULL",
+                user.user_id, at);
+            !r) {
+            return r;
+        }
+        if (auto r = stmts_.run("UPDATE cross_signing_keys SET last_seen = ?2 WHERE user_id = ?1",
+                                user.user_id, at);
+            !r) {
+            return r;
+        }
+        if (auto r = stmts_.run("UPDATE tracked_users SET answer_seen_at = ?2 WHERE user_id = ?1",
+                                user.user_id, at);
+            !r) {
+            return r;
+        }
+    }
+    return clear_outdated(user, at, outcome);
+}
+
+result<void> device_store::write_digest(const user_query_result& user, timestamp_ms at) {
+    std::optional<std::span<const std::uint8_t>> digest;
+    if (user.digest) digest = std::span<const std::uint8_t>(*user.digest);
+    return stmts_.run(
+        "UPDATE tracked_users SET answer_digest = ?2, answer_seen_at = " DEVLIST_ANSWER_SEEN_AT_2
+        " WHERE user_id = ?1",
+        user.user_id, digest, at);
+}
+
+result<void> device_store::clear_outdated(const user_query_result& user, timestamp_ms at,
+                                          query_outcome& outcome) {
     if (!user.clear_outdated) {
         outcome.still_outdated.push_back(user.user_id);
         return {};
@@ -310,6 +404,21 @@ result<std::optional<device_record>> device_store::device_by_curve25519(
     return std::optional<device_record>(std::move(*best));
 }
 
+result<std::optional<answer_digest>> device_store::answer_digest_of(std::string_view user_id) {
+    return stmts_.query_one(
+        "SELECT answer_digest FROM tracked_users WHERE user_id = ?1 AND answer_digest IS NOT NULL",
+        [](const statement& st) -> result<answer_digest> {
+            const auto bytes = st.blob(0);
+            answer_digest digest{};
+            if (bytes.size() != digest.size()) {
+                return error{errc::storage_corrupt, "an answer digest of the wrong length"};
+            }
+            std::copy(bytes.begin(), bytes.end(), digest.begin());
+            return digest;
+        },
+        user_id);
+}
+
 result<std::vector<cross_signing_key>> device_store::cross_signing_keys_of(
     std::string_view user_id) {
     // Ordered as the enumeration (master, self_signing, user_signing), which is also the
@@ -321,5 +430,8 @@ result<std::vector<cross_signing_key>> device_store::cross_signing_keys_of(
 }
 
 #undef DEVLIST_DEVICE_COLUMNS
+#undef DEVLIST_ANSWER_SEEN_AT_2
+#undef DEVLIST_ANSWER_SEEN_AT
+#undef DEVLIST_ANSWER_SEEN_AT_OF
 
 }  // namespace devlist::storage

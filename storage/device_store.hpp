@@ -41,8 +41,17 @@ class device_store {
     // The user's cross-signing keys, by usage (master, self_signing, user_signing).
     result<std::vector<cross_signing_key>> cross_signing_keys_of(std::string_view user_id);
 
+    // The digest of the user's part of the last answer that was accepted whole and is what the
+    // user's devices and keys are now (see user_query_result::digest), or nullopt.
+    result<std::optional<answer_digest>> answer_digest_of(std::string_view user_id);
+
   private:
     result<void> apply_user(const user_query_result& user, timestamp_ms at, query_outcome& outcome);
+    result<void> apply_same_digest(const user_query_result& user, timestamp_ms at,
+                                   query_outcome& outcome);
+    result<void> write_digest(const user_query_result& user, timestamp_ms at);
+    result<void> clear_outdated(const user_query_result& user, timestamp_ms at,
+                                query_outcome& outcome);
     result<void> apply_devices(const user_query_result& user, timestamp_ms at,
                                query_outcome& outcome);
     result<void> apply_cross_signing_keys(const user_query_result& user, timestamp_ms at);

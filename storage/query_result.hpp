@@ -4,12 +4,16 @@
 
 #include "storage/records.hpp"
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace devlist::storage {
+
+// The digest of a user's part of a /keys/query answer, as received (sync/answer_digest.hpp).
+using answer_digest = std::array<std::uint8_t, 32>;
 
 struct user_query_result {
     std::string user_id{};
@@ -31,6 +35,17 @@ struct user_query_result {
     // nothing but the outdated flag is written, and `devices` and `cross_signing_keys` are
     // not read.
     bool unchanged = false;
+    // The digest of the user's part of the answer when everything in it was accepted: stored
+    // with the user, so that a later answer whose part has the same digest is known to repeat
+    // what is stored. nullopt clears the stored digest: the devices and keys are then no longer
+    // the verdicts of one wholly accepted part.
+    std::optional<answer_digest> digest{};
+    // Set by the engine (with `unchanged` and `digest`) when `digest` is the stored one: the
+    // part was neither parsed nor verified, and the user's devices and keys were not read.
+    // The store checks that the digest is still the stored one (otherwise the user stays
+    // outdated and is asked again) and refreshes the last_seen of the user's devices and keys
+    // when they were last refreshed last_seen_resolution_ms ago or more.
+    bool same_digest = false;
 };
 
 struct query_result {

@@ -220,9 +220,23 @@ DROP TABLE tracked_users;  -- takes tracked_users_outdated with it
 ALTER TABLE tracked_users_v2 RENAME TO tracked_users;
 )sql";
 
-constexpr std::array<migration, 2> all_migrations{{
+// Each tracked user's answer digest: the SHA-256 of the user's part of the last /keys/query
+// answer that was accepted whole (sync/answer_digest.hpp). A later part with the same digest
+// repeats what the user's devices and cross-signing keys already are, and is neither parsed nor
+// verified again. answer_seen_at is the oldest last_seen of those devices and keys when the
+// digest was written or last refreshed: a repeated part refreshes them when it is older than
+// last_seen_resolution_ms. Both NULL until an answer is accepted whole, and again whenever the
+// devices or keys are written from an answer that was not.
+constexpr std::string_view schema_v3 = R"sql(
+ALTER TABLE tracked_users ADD COLUMN answer_digest BLOB
+    CHECK (answer_digest IS NULL OR length(answer_digest) = 32);
+ALTER TABLE tracked_users ADD COLUMN answer_seen_at INTEGER;
+)sql";
+
+constexpr std::array<migration, 3> all_migrations{{
     {"initial schema", schema_v1},
     {"tracked users without rowid", schema_v2, true},
+    {"answer digests of tracked users", schema_v3},
 }};
 
 }  // namespace

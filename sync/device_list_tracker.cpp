@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
@@ -557,7 +558,10 @@ void device_list_tracker::finish_query(const std::vector<query_ticket>& tickets,
                                        const std::vector<std::string>& cleared) {
     std::vector<handle> ended;
     ended.reserve(tickets.size());
+    std::unordered_map<std::string_view, std::int64_t> sent_at;
+    sent_at.reserve(tickets.size());
     for (const auto& t : tickets) {
+        sent_at.emplace(t.user_id, t.generation);
         handle h = find_handle(t.user_id);
         if (h == detail::handle_set::npos || !slot(h).in_flight) continue;
         slot(h).in_flight = false;
@@ -567,6 +571,13 @@ void device_list_tracker::finish_query(const std::vector<query_ticket>& tickets,
     for (const auto& user_id : cleared) {
         handle h = find_handle(user_id);
         if (h == detail::handle_set::npos || !slot(h).tracked) continue;
+        // The store cleared the flag at the generation the request was sent with; a /sync
+        // applied after that commit (between two commits of a large answer) marked the user
+        // outdated again, in the store too, and that mark stands.
+        if (auto sent = sent_at.find(user_id);
+            sent != sent_at.end() && sent->second != slot(h).user.generation) {
+            continue;
+        }
         set_outdated(slot(h), false);
     }
     for (handle h : ended)

@@ -80,7 +80,7 @@ asio::awaitable<result<void>> key_maintainer::prepare(std::string device_id) {
     for (std::int64_t failures = 1;; ++failures) {
         // (A named vector: GCC 12 miscompiles a braced list inside a co_await expression.)
         std::vector<std::string> own_user{options_.user_id};
-        auto answer = co_await api_.keys_query(std::move(own_user), 10s);
+        auto answer = co_await api_.keys_query_parsed(std::move(own_user), 10s);
         if (answer) {
             for (auto& d : answer->devices) {
                 if (d.user_id == options_.user_id && d.device_id == device_id) {

@@ -232,6 +232,8 @@ storage::user_query_result verify_user(verifier& v, const query_ticket& ticket,
     storage::user_query_result out;
     out.user_id = ticket.user_id;
     out.generation_at_send = ticket.generation;
+    const std::size_t events_before = v.result.security_events.size();
+    const std::size_t rejected_before = v.stats.devices_rejected + v.stats.cross_signing_rejected;
 
     auto cross = verify_cross_signing(v, ticket.user_id, answer, known);
     out.cross_signing_keys = std::move(cross.keys);
@@ -306,14 +308,22 @@ storage::user_query_result verify_user(verifier& v, const query_ticket& ticket,
         out.devices.push_back(std::move(rec));
     }
     out.unchanged = same_as_stored(out, known, v.now);
+    // Only a part accepted whole stands for what is stored: a refused device or key, or any
+    // event, means a later identical part must be looked at again.
+    if (v.result.security_events.size() == events_before &&
+        v.stats.devices_rejected + v.stats.cross_signing_rejected == rejected_before) {
+        out.digest = answer.digest;
+    }
     return out;
 }
 
 }  // namespace
 
 query_answer_index::query_answer_index(const keys_query_response& answer) : answer_(answer) {
-    for (const auto& u : answer.users)
-        by_user_[u];
+    for (std::size_t i = 0; i < answer.users.size(); ++i) {
+        auto& part = by_user_[answer.users[i]];
+        if (i < answer.digests.size()) part.digest = answer.digests[i];
+    }
     for (const auto& d : answer.devices)
         by_user_[d.user_id].devices.push_back(&d);
     // Cross-signing keys of users the answer does not list under device_keys do not make the

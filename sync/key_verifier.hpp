@@ -11,13 +11,15 @@
 // - a master key different from the stored one is accepted and recorded as a change.
 // Each refusal becomes a security event (permanent log) and an outbox event for local
 // consumers. A device whose signed JSON is byte-identical to the stored one was verified
-// before and is not verified again.
+// before and is not verified again. A user's part with no refusal and no event carries its
+// digest to the store (user_query_result::digest); any other part clears the stored one.
 //
 // Pure: no I/O, no clock (the caller passes `now`). Thread-compatible.
 #pragma once
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -43,6 +45,9 @@ struct verification_stats {
     std::size_t devices_accepted = 0;
     std::size_t devices_rejected = 0;
     std::size_t cross_signing_rejected = 0;
+    // Users whose part was byte-identical to the one whose verdicts are stored (the same
+    // digest): neither parsed nor verified, nor their stored keys read.
+    std::size_t users_repeated = 0;
 };
 
 // Security event and outbox event kinds written by the verifier.
@@ -59,6 +64,8 @@ struct user_answer {
     const queried_cross_signing_key* master = nullptr;
     const queried_cross_signing_key* self_signing = nullptr;
     const queried_cross_signing_key* user_signing = nullptr;
+    // The digest the part is stored with if all of it is accepted.
+    std::optional<storage::answer_digest> digest;
 };
 
 class query_answer_index {

@@ -139,7 +139,7 @@ boost::asio::awaitable<api_result<sync_response>> matrix_api::sync(
     co_return std::move(*parsed);
 }
 
-boost::asio::awaitable<api_result<keys_query_response>> matrix_api::keys_query(
+boost::asio::awaitable<api_result<keys_query_answer>> matrix_api::keys_query(
     std::vector<std::string> user_ids, std::chrono::milliseconds server_timeout) {
     json::object users;
     for (auto& u : user_ids)
@@ -149,8 +149,22 @@ boost::asio::awaitable<api_result<keys_query_response>> matrix_api::keys_query(
     auto r = co_await call(http_method::post, "/keys/query", json::to_canonical(body),
                            server_timeout + default_timeout, true, true);
     if (!r) co_return r.error();
-    auto parsed = parse_keys_query_response(parser_, r->body);
+    auto answer = index_keys_query_answer(parser_, std::move(r->body));
+    if (!answer) co_return malformed<keys_query_answer>("POST /keys/query", answer.error());
+    co_return std::move(*answer);
+}
+
+boost::asio::awaitable<api_result<keys_query_response>> matrix_api::keys_query_parsed(
+    std::vector<std::string> user_ids, std::chrono::milliseconds server_timeout) {
+    auto answer = co_await keys_query(std::move(user_ids), server_timeout);
+    if (!answer) co_return answer.error();
+    std::vector<const user_section*> users;
+    for (const auto& user : answer->users)
+        users.push_back(&user);
+    auto parsed = parse_user_parts(parser_, *answer, users);
     if (!parsed) co_return malformed<keys_query_response>("POST /keys/query", parsed.error());
+    parsed->failures = std::move(answer->failures);
+    parsed->dropped += answer->dropped;
     co_return std::move(*parsed);
 }
 

@@ -74,7 +74,12 @@ class matrix_api {
     // `since` empty: an initial sync. `timeout` is the long-poll time the server may wait.
     boost::asio::awaitable<api_result<sync_response>> sync(std::string since, std::string filter_id,
                                                            std::chrono::milliseconds timeout);
-    boost::asio::awaitable<api_result<keys_query_response>> keys_query(
+    // The answer checked as a whole and each user's part located and digested; the parts
+    // themselves are parsed later, where needed (sync/query_ingest).
+    boost::asio::awaitable<api_result<keys_query_answer>> keys_query(
+        std::vector<std::string> user_ids, std::chrono::milliseconds server_timeout);
+    // The answer with every user's part parsed (for a few users, e.g. the own one).
+    boost::asio::awaitable<api_result<keys_query_response>> keys_query_parsed(
         std::vector<std::string> user_ids, std::chrono::milliseconds server_timeout);
     boost::asio::awaitable<api_result<keys_changes_response>> keys_changes(std::string from,
                                                                            std::string to);

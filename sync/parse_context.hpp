@@ -15,8 +15,11 @@ namespace devlist::sync {
 class parse_context {
   public:
     // max_depth bounds nesting (hostile servers send deep arrays); bodies themselves are
-    // size-limited by the HTTP client.
-    explicit parse_context(std::size_t max_depth = 128);
+    // size-limited by the HTTP client. capacity is the body size prepared for at once (it grows
+    // on demand).
+    static constexpr std::size_t default_max_depth = 128;
+    explicit parse_context(std::size_t max_depth = default_max_depth,
+                           std::size_t capacity = std::size_t{1} << 20);
     ~parse_context();
     parse_context(const parse_context&) = delete;
     parse_context& operator=(const parse_context&) = delete;

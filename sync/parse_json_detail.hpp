@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "devlist/error.hpp"
+#include "sync/answer_digest.hpp"
 #include "sync/parse_context.hpp"
 
 namespace devlist::sync {
@@ -25,10 +26,13 @@ namespace od = simdjson::ondemand;
 
 struct parse_context::impl {
     od::parser parser;
-    // Signed objects are iterated a second time, from their raw bytes, by this parser.
+    // Parts of a body (a user's part of a /keys/query answer) are iterated on their own, from a
+    // padded copy in `part`, by this parser.
     od::parser inner;
+    std::string part;
     // Holds a copy of a body that arrived without spare capacity for simdjson's padding.
     simdjson::padded_string copy;
+    answer_digester digester;
 };
 
 namespace detail {
@@ -103,7 +107,12 @@ inline error utf8_error(const char* data, std::size_t size, std::string_view wha
 // closing quote matters: memchr finds it, and it closes the string unless an odd run of
 // backslashes precedes it. Between strings, eight bytes at a time where none is a bracket or a
 // quote. (A byte-by-byte scan took 20 instructions a byte: 30 ms of a 13 MB /keys/query answer.)
-inline std::optional<std::size_t> nesting_beyond(std::string_view text, std::size_t limit) {
+//
+// `depth` is where `text` starts, and where it ends when the call returns: a body can be checked
+// in pieces (each piece a run of whole tokens), leaving out values that were checked on their
+// own.
+inline std::optional<std::size_t> nesting_beyond(std::string_view text, std::size_t limit,
+                                                 std::size_t& depth) {
     constexpr std::uint64_t ones = 0x0101010101010101u;
     constexpr std::uint64_t highs = 0x8080808080808080u;
     const auto has = [](std::uint64_t w, char c) {
@@ -112,7 +121,6 @@ inline std::optional<std::size_t> nesting_beyond(std::string_view text, std::siz
     };
     const char* const data = text.data();
     const std::size_t size = text.size();
-    std::size_t depth = 0;
     std::size_t i = 0;
     while (i < size) {
         if (size - i >= 8) {
@@ -151,19 +159,36 @@ inline std::optional<std::size_t> nesting_beyond(std::string_view text, std::siz
     return std::nullopt;
 }
 
+inline std::optional<std::size_t> nesting_beyond(std::string_view text, std::size_t limit) {
+    std::size_t depth = 0;
+    return nesting_beyond(text, limit, depth);
+}
+
+inline error nesting_error(std::string_view what, std::size_t limit, std::size_t at) {
+    return error{errc::json_limit, std::string(what) + ": nesting deeper than the limit of " +
+                                       std::to_string(limit) + " at byte " + std::to_string(at)};
+}
+
+// How iterate() bounds the nesting of a text.
+struct nesting_check {
+    bool whole = true;          // false: the caller checks (in pieces, see nesting_beyond)
+    std::size_t enclosing = 0;  // the depth at which the text sits in its body
+};
+
 // Starts iterating `body`, using its spare capacity as padding when there is enough.
 inline result<od::document> iterate(od::parser& parser, simdjson::padded_string& copy,
                                     const char* data, std::size_t size, std::size_t capacity,
-                                    std::string_view what) {
+                                    std::string_view what, nesting_check nesting = {}) {
     simdjson::padded_string_view view(data, size, capacity);
     if (capacity < size + simdjson::SIMDJSON_PADDING) {
         copy = simdjson::padded_string(data, size);
         view = simdjson::padded_string_view(copy);
     }
-    if (auto at = nesting_beyond({data, size}, parser.max_depth())) {
-        return error{errc::json_limit, std::string(what) + ": nesting deeper than the limit of " +
-                                           std::to_string(parser.max_depth()) + " at byte " +
-                                           std::to_string(*at)};
+    std::size_t depth = nesting.enclosing;
+    if (nesting.whole) {
+        if (auto at = nesting_beyond({data, size}, parser.max_depth(), depth)) {
+            return nesting_error(what, parser.max_depth(), *at);
+        }
     }
     od::document doc;
     if (auto e = parser.iterate(view).get(doc)) {

@@ -14,10 +14,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "storage/store.hpp"
 #include "sync/matrix_ids.hpp"
+#include "sync/parse_keys.hpp"
 
 namespace devlist::sync {
 
@@ -115,25 +118,70 @@ constexpr std::size_t pool_slice_users = 32;
 }  // namespace
 
 asio::awaitable<ingest_totals> ingest_query_answer(
-    storage::store& store, const keys_query_response& answer, std::vector<query_ticket> tickets,
+    storage::store& store, const keys_query_answer& answer, std::vector<query_ticket> tickets,
     storage::timestamp_ms now, ingest_options options,
     std::function<void(storage::query_result&)> prepare) {
     ingest_totals totals;
-    const query_answer_index index(answer);
+    std::unordered_map<std::string_view, const user_section*> sections;
+    sections.reserve(answer.users.size());
+    for (const auto& user : answer.users)
+        sections.emplace(user.user_id, &user);
 
+    // A user's part whose digest is the stored one repeats what was verified and stored then:
+    // it becomes an unchanged result at once. The others are parsed (all of them before anything
+    // is committed: a part that does not parse refuses the answer as a whole) and verified.
     std::vector<query_ticket> covered;
     covered.reserve(tickets.size());
-    std::set<std::string> answered;
+    std::vector<const user_section*> to_parse;
+    std::vector<storage::user_query_result> repeated;
+    std::set<std::string, std::less<>> answered;
+    // One read lock for all the digests, not one a statement (no write begins meanwhile: nothing
+    // here suspends). Without it, the reads only cost more.
+    std::optional<result<storage::read_transaction>> snapshot;
+    snapshot.emplace(store.begin_read());
     for (auto& ticket : tickets) {
-        if (index.server_failed(ticket.user_id)) continue;
-        answered.emplace(server_name_of(ticket.user_id).value_or(""));
-        if (!index.find(ticket.user_id)) {
+        const std::string_view server = server_name_of(ticket.user_id).value_or("");
+        if (answer.failures.contains(server)) continue;
+        // Thousands of tickets, a few dozen servers: a name is copied once.
+        if (!answered.contains(server)) answered.emplace(server);
+        auto section = sections.find(ticket.user_id);
+        if (section == sections.end()) {
             totals.absent.push_back(std::move(ticket.user_id));
             continue;
         }
+        const user_section& part = *section->second;
+        if (part.digest) {
+            // A store that cannot answer only costs the shortcut.
+            auto stored = store.devices().answer_digest_of(ticket.user_id);
+            if (stored && *stored == part.digest) {
+                storage::user_query_result same;
+                same.user_id = std::move(ticket.user_id);
+                same.generation_at_send = ticket.generation;
+                same.unchanged = true;
+                same.digest = part.digest;
+                same.same_digest = true;
+                repeated.push_back(std::move(same));
+                continue;
+            }
+        }
+        to_parse.push_back(&part);
         covered.push_back(std::move(ticket));
     }
+    snapshot.reset();
     totals.answered_servers.assign(answered.begin(), answered.end());
+    totals.stats.users_repeated = repeated.size();
+
+    // A part is a few kilobytes: a context of its own needs no large buffers.
+    std::optional<parse_context> own_parser;
+    if (!options.parser) own_parser.emplace(parse_context::default_max_depth, 1u << 16);
+    auto parts = parse_user_parts(options.parser ? *options.parser : *own_parser, answer, to_parse);
+    if (!parts) {
+        totals.refused = parts.error();
+        co_return totals;
+    }
+    totals.dropped = parts->dropped;
+    totals.drop_reasons = std::move(parts->drop_reasons);
+    const query_answer_index index(*parts);
 
     auto commit = [&](storage::query_result& slice) -> bool {
         if (totals.slices == 0) slice.answered_servers = totals.answered_servers;
@@ -154,6 +202,22 @@ asio::awaitable<ingest_totals> ingest_query_answer(
         return state.cancelled() != asio::cancellation_type::none;
     };
 
+    // The repeated parts first, many to a commit: each is one statement.
+    for (std::size_t done = 0; done < repeated.size();) {
+        storage::query_result slice;
+        slice.at = now;
+        const std::size_t n = std::min(options.repeated_commit_users, repeated.size() - done);
+        slice.users.assign(
+            std::make_move_iterator(repeated.begin() + static_cast<std::ptrdiff_t>(done)),
+            std::make_move_iterator(repeated.begin() + static_cast<std::ptrdiff_t>(done + n)));
+        done += n;
+        if (!commit(slice)) co_return totals;
+        if (done == repeated.size() && covered.empty()) co_return totals;
+        auto executor = co_await asio::this_coro::executor;
+        co_await asio::post(executor, asio::use_awaitable);
+        if (cancelled(co_await asio::this_coro::cancellation_state)) co_return totals;
+    }
+
     const bool on_pool = options.pool && options.pool_threads > 0;
     storage::query_result pending;  // verified on this thread, not yet committed
     pending.at = now;
@@ -165,6 +229,7 @@ asio::awaitable<ingest_totals> ingest_query_answer(
                 auto& job = jobs.emplace_back();
                 job.tickets = rest.first(std::min(pool_slice_users, rest.size()));
                 rest = rest.subspan(job.tickets.size());
+                auto job_snapshot = store.begin_read();  // one read lock for its users
                 for (const auto& t : job.tickets)
                     job.known.push_back(load_known_keys(store, t.user_id));
             }

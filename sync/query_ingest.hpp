@@ -1,5 +1,11 @@
 // Verification and storage of a /keys/query answer, in slices, without stalling the io loop.
 //
+// A user whose part of the answer has the digest stored with the user (the part is
+// byte-identical to one that was accepted whole, see sync/answer_digest.hpp) is neither parsed
+// nor verified, nor are the user's stored keys read: it is an unchanged result, committed many
+// to a transaction. The other users' parts are parsed first, all of them, so that a part that
+// does not parse refuses the answer before anything of it is committed.
+//
 // The users of an answer are independent: each user's devices, cross-signing keys, events and
 // outdated flag are decided from that user's part of the answer alone. So the tickets are cut
 // into slices of about a millisecond of work; the io thread yields between slices so that the
@@ -27,6 +33,7 @@
 #include "sync/device_list_tracker.hpp"
 #include "sync/key_verifier.hpp"
 #include "sync/keys_query_response.hpp"
+#include "sync/parse_context.hpp"
 
 namespace boost::asio {
 class thread_pool;
@@ -44,6 +51,11 @@ struct ingest_options {
     // Without a pool: users verified before their slices are committed together (a commit
     // writes its pages to the WAL, so tiny ones cost more than the users in them).
     std::size_t commit_users = 16;
+    // Users whose part repeats the stored one, per commit (one statement each).
+    std::size_t repeated_commit_users = 256;
+    // Parses the parts that need it; a context of its own when null. Used on the calling
+    // thread only, before the first suspension.
+    parse_context* parser = nullptr;
     // When set, slices are verified on this pool (several at once, up to its size) and
     // committed in order on the calling thread.
     boost::asio::thread_pool* pool = nullptr;
@@ -63,6 +75,12 @@ struct ingest_totals {
     // Set when a slice could not be committed; the slices before it are committed, the users
     // of this one and of the later ones are left outdated.
     std::optional<error> store_error{};
+    // Set when a user's part could not be parsed: the answer is refused as a whole, nothing of
+    // it is committed, and its users stay outdated.
+    std::optional<error> refused{};
+    // Devices dropped from the parts parsed (invalid device IDs).
+    std::size_t dropped = 0;
+    std::vector<std::string> drop_reasons{};
 };
 
 // Verifies `answer` for `tickets` and stores it slice by slice. `prepare` runs on the calling
@@ -70,7 +88,7 @@ struct ingest_totals {
 // already recorded and adds its server backoff to the first slice). Cancellation is checked
 // between slices: what was committed stays committed.
 boost::asio::awaitable<ingest_totals> ingest_query_answer(
-    storage::store& store, const keys_query_response& answer, std::vector<query_ticket> tickets,
+    storage::store& store, const keys_query_answer& answer, std::vector<query_ticket> tickets,
     storage::timestamp_ms now, ingest_options options,
     std::function<void(storage::query_result&)> prepare = {});
 

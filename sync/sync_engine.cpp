@@ -584,6 +584,7 @@ asio::awaitable<void> sync_engine::impl::query_worker() {
         }
         ingest_options how;
         how.slice_budget = options_.query_slice_budget;
+        how.parser = &parser_;
         if (verify_pool_) {
             how.pool = &*verify_pool_;
             how.pool_threads = options_.verify_threads;
@@ -599,6 +600,25 @@ asio::awaitable<void> sync_engine::impl::query_worker() {
                                              failed_servers.clear();
                                              forget_repeated_events(slice);
                                          });
+        if (totals.refused) {
+            // A user's part that does not parse makes the answer as unusable as a body that
+            // does not: nothing of it was stored.
+            ++status_.query_failures;
+            tracker_.finish_query(tickets, {});
+            ++failures;
+            milliseconds wait = options_.query_backoff.delay(failures, random_());
+            log(log_level::warning,
+                "POST /keys/query: unusable answer: ", totals.refused->message(), "; ",
+                std::to_string(tickets.size()), " users stay outdated, retrying in ",
+                std::to_string(wait.count()), " ms");
+            co_await sleep(wait);
+            continue;
+        }
+        if (totals.dropped) {
+            log(log_level::warning, "/keys/query: dropped ", std::to_string(totals.dropped),
+                " malformed entries (first: ",
+                totals.drop_reasons.empty() ? std::string() : totals.drop_reasons.front(), ")");
+        }
         for (const auto& server : totals.answered_servers)
             retry_.erase(server);
         for (const auto& user_id : totals.absent) {
@@ -655,6 +675,7 @@ asio::awaitable<void> sync_engine::impl::query_worker() {
                 " more");
         }
         log(log_level::info, "/keys/query: ", std::to_string(tickets.size()), " users, ",
+            std::to_string(stats.users_repeated), " repeating what is stored, ",
             std::to_string(stats.devices_accepted + stats.devices_unchanged), " devices (",
             std::to_string(added), " added, ", std::to_string(changed), " changed, ",
             std::to_string(removed), " removed), ", std::to_string(stats.devices_rejected),

@@ -127,6 +127,100 @@ TEST_F(DeviceStoreTest, AnUnchangedUserWritesOnlyTheOutdatedFlag) {
     EXPECT_EQ(outcome.not_tracked, std::vector<std::string>{"@gone:b.org"});
 }
 
+answer_digest digest_of(std::uint8_t fill) {
+    answer_digest d;
+    d.fill(fill);
+    return d;
+}
+
+TEST_F(DeviceStoreTest, ADigestIsStoredWithAnAcceptedPartAndClearedByAnyOtherWrite) {
+    track("@a:b.org", 1);
+    EXPECT_EQ(must(db().devices().answer_digest_of("@a:b.org")), std::nullopt);
+    query_result first = answer("@a:b.org", 1, {device("@a:b.org", "D1")});
+    first.users[0].digest = digest_of(1);
+    must(db().devices().apply_query_result(first));
+    EXPECT_EQ(must(db().devices().answer_digest_of("@a:b.org")), digest_of(1));
+
+    // The unchanged path (one statement) writes the part's digest too.
+    mark_outdated("@a:b.org", 2);
+    query_result same = answer("@a:b.org", 2, {}, 6000);
+    same.users[0].unchanged = true;
+    same.users[0].digest = digest_of(2);
+    EXPECT_EQ(must(db().devices().apply_query_result(same)).cleared,
+              std::vector<std::string>{"@a:b.org"});
+    EXPECT_EQ(must(db().devices().answer_digest_of("@a:b.org")), digest_of(2));
+
+    // Devices written without a digest (a part with a refused device, say): cleared.
+    mark_outdated("@a:b.org", 3);
+    must(db().devices().apply_query_result(
+        answer("@a:b.org", 3, {device("@a:b.org", "D1"), device("@a:b.org", "D2")}, 7000)));
+    EXPECT_EQ(must(db().devices().answer_digest_of("@a:b.org")), std::nullopt);
+    // A part accepted whole stores its digest even when the generation moved meanwhile (the
+    // devices are its verdicts all the same); an unchanged result without one clears it.
+    first.users[0].generation_at_send = 1;
+    first.users[0].devices = {device("@a:b.org", "D1"), device("@a:b.org", "D2")};
+    must(db().devices().apply_query_result(first));
+    EXPECT_EQ(must(db().devices().answer_digest_of("@a:b.org")), digest_of(1));
+    same.users[0].digest = std::nullopt;
+    same.users[0].generation_at_send = 3;
+    must(db().devices().apply_query_result(same));
+    EXPECT_EQ(must(db().devices().answer_digest_of("@a:b.org")), std::nullopt);
+}
+
+TEST_F(DeviceStoreTest, ARepeatedPartClearsTheFlagWhileItsDigestIsTheStoredOne) {
+    track("@a:b.org", 1);
+    query_result first = answer("@a:b.org", 1, {device("@a:b.org", "D1")});
+    first.users[0].digest = digest_of(1);
+    first.users[0].cross_signing_keys = std::vector<cross_signing_key>{{.user_id = "@a:b.org",
+                                                                        .usage = key_usage::master,
+                                                                        .public_key = "M",
+                                                                        .signed_json = "{}",
+                                                                        .verified = true}};
+    must(db().devices().apply_query_result(first));
+    const std::int64_t cursor = must(db().outbox().last_cursor());
+
+    auto repeated = [](std::int64_t generation, timestamp_ms at, std::uint8_t digest) {
+        query_result r = answer("@a:b.org", generation, {}, at);
+        r.users[0].unchanged = true;
+        r.users[0].same_digest = true;
+        r.users[0].digest = digest_of(digest);
+        return r;
+    };
+    mark_outdated("@a:b.org", 2);
+    EXPECT_EQ(must(db().devices().apply_query_result(repeated(2, 6000, 1))).cleared,
+              std::vector<std::string>{"@a:b.org"});
+    EXPECT_EQ(must(db().tracking().find("@a:b.org"))->last_refreshed_at, 6000);
+    EXPECT_EQ(must(db().devices().find("@a:b.org", "D1"))->last_seen, 5000);
+
+    // Another digest is stored by now: the answer says nothing certain, the user stays
+    // outdated and nothing is written.
+    mark_outdated("@a:b.org", 3);
+    auto outcome = must(db().devices().apply_query_result(repeated(3, 7000, 9)));
+    EXPECT_EQ(outcome.still_outdated, std::vector<std::string>{"@a:b.org"});
+    EXPECT_TRUE(must(db().tracking().find("@a:b.org"))->outdated);
+    EXPECT_EQ(must(db().devices().answer_digest_of("@a:b.org")), digest_of(1));
+
+    // The generation moved meanwhile: still outdated.
+    mark_outdated("@a:b.org", 4);
+    outcome = must(db().devices().apply_query_result(repeated(3, 7000, 1)));
+    EXPECT_EQ(outcome.still_outdated, std::vector<std::string>{"@a:b.org"});
+
+    // Once last_seen is due, it is refreshed for every device and key the part lists.
+    const timestamp_ms later = 5000 + last_seen_resolution_ms;
+    outcome = must(db().devices().apply_query_result(repeated(4, later, 1)));
+    EXPECT_EQ(outcome.cleared, std::vector<std::string>{"@a:b.org"});
+    EXPECT_EQ(must(db().devices().find("@a:b.org", "D1"))->last_seen, later);
+    EXPECT_EQ(must(db().devices().cross_signing_keys_of("@a:b.org")).at(0).last_seen, later);
+    EXPECT_TRUE(outcome.device_changes.empty());
+    EXPECT_TRUE(events_after(cursor).empty());
+
+    // Untracked meanwhile: nothing stored.
+    query_result gone = repeated(4, later, 1);
+    gone.users[0].user_id = "@gone:b.org";
+    EXPECT_EQ(must(db().devices().apply_query_result(gone)).not_tracked,
+              std::vector<std::string>{"@gone:b.org"});
+}
+
 TEST_F(DeviceStoreTest, ChangedDeviceIsUpdatedAndAnnounced) {
     track("@a:b.org", 1);
     must(db().devices().apply_query_result(answer("@a:b.org", 1, {device("@a:b.org", "D1")})));

@@ -28,6 +28,15 @@ class MigrationsTest : public ::testing::Test {
                              name + "'") == 1;
     }
 
+    // Rows every schema version can hold: two tracked users, their devices, a master key.
+    static constexpr const char* two_tracked_users =
+        "INSERT INTO tracked_users VALUES ('@b:x', 'x', 2, 1, 7, NULL), "
+        "('@a:x', 'x', 3, 0, 2, 5000);"
+        "INSERT INTO devices (user_id, device_id, ed25519, curve25519, signed_json, first_seen, "
+        "last_seen) VALUES ('@a:x', 'D1', 'e1', 'c1', '{}', 1, 1), "
+        "('@b:x', 'D2', 'e2', 'c2', '{}', 1, 1);"
+        "INSERT INTO cross_signing_keys VALUES ('@a:x', 'master', 'k', '{}', 1, 1, 1);";
+
     temp_dir dir_;
     std::filesystem::path path_ = dir_.file("m.db");
 };
@@ -149,13 +158,7 @@ TEST_F(MigrationsTest, AppliesOnlyTheMissingMigrations) {
 TEST_F(MigrationsTest, Version1StoreKeepsTrackedUsersAndTheirDevicesThroughMigration2) {
     connection db = open_db();
     ASSERT_TRUE(migrate(db, schema_migrations().first(1)));
-    ASSERT_TRUE(db.exec(
-        "INSERT INTO tracked_users VALUES ('@b:x', 'x', 2, 1, 7, NULL), "
-        "('@a:x', 'x', 3, 0, 2, 5000);"
-        "INSERT INTO devices (user_id, device_id, ed25519, curve25519, signed_json, first_seen, "
-        "last_seen) VALUES ('@a:x', 'D1', 'e1', 'c1', '{}', 1, 1), "
-        "('@b:x', 'D2', 'e2', 'c2', '{}', 1, 1);"
-        "INSERT INTO cross_signing_keys VALUES ('@a:x', 'master', 'k', '{}', 1, 1, 1);"));
+    ASSERT_TRUE(db.exec(two_tracked_users));
 
     auto migrated = migrate(db);
     ASSERT_TRUE(migrated) << migrated.error().message();
@@ -186,6 +189,41 @@ TEST_F(MigrationsTest, Version1StoreKeepsTrackedUsersAndTheirDevicesThroughMigra
     ASSERT_TRUE(db.exec("DELETE FROM tracked_users WHERE user_id = '@a:x'"));
     EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM devices"), 1);
     EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM cross_signing_keys"), 0);
+}
+
+// A store made before migration 3 keeps every tracked user, device and key; its users have no
+// answer digest yet (their next answer is compared with the stored devices, and the digest is
+// written then), and a digest must be 32 bytes.
+TEST_F(MigrationsTest, Version2StoreKeepsItsDataThroughMigration3WithoutDigests) {
+    connection db = open_db();
+    ASSERT_TRUE(migrate(db, schema_migrations().first(2)));
+    ASSERT_TRUE(db.exec(two_tracked_users));
+
+    auto migrated = migrate(db);
+    ASSERT_TRUE(migrated) << migrated.error().message();
+    EXPECT_EQ(*migrated, 3);
+    EXPECT_EQ(testing::query_text(db,
+                                  "SELECT group_concat(user_id || ' ' || server_name || ' ' || "
+                                  "reasons || ' ' || outdated || ' ' || generation || ' ' || "
+                                  "ifnull(last_refreshed_at, '-') || ' ' || "
+                                  "ifnull(answer_digest, '-') || ' ' || "
+                                  "ifnull(answer_seen_at, '-'), ', ') "
+                                  "FROM (SELECT * FROM tracked_users ORDER BY user_id)"),
+              "@a:x x 3 0 2 5000 - -, @b:x x 2 1 7 - - -");
+    EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM devices"), 2);
+    EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM cross_signing_keys"), 1);
+    EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+    EXPECT_EQ(query_int(db,
+                        "SELECT COUNT(*) FROM pragma_table_list "
+                        "WHERE name = 'tracked_users' AND wr = 1 AND strict = 1"),
+              1);
+    EXPECT_TRUE(
+        db.exec("UPDATE tracked_users SET answer_digest = zeroblob(32), "
+                "answer_seen_at = 5000 WHERE user_id = '@a:x'"));
+    EXPECT_FALSE(
+        db.exec("UPDATE tracked_users SET answer_digest = zeroblob(31) "
+                "WHERE user_id = '@a:x'"));
+    EXPECT_FALSE(db.exec("UPDATE tracked_users SET answer_digest = 'text' WHERE user_id = '@a:x'"));
 }
 
 TEST_F(MigrationsTest, RebuildThatBreaksAForeignKeyIsRolledBack) {

@@ -226,6 +226,23 @@ TEST_F(tracker_test, query_tickets_carry_generations_and_are_not_taken_twice) {
     EXPECT_EQ(retry.size(), 2u);  // @a:hs again, and @c:far now that it is allowed
 }
 
+// A large answer is committed in several transactions: a user cleared by an early one can be
+// marked outdated again by a /sync applied before the last one. The store keeps that mark; so
+// must the tracker, or the user is never asked again.
+TEST_F(tracker_test, a_user_marked_again_after_the_store_cleared_it_stays_outdated) {
+    initial({room("!e:hs", {joined(me), joined("@a:hs")}, true)});
+    auto tickets = tracker.take_outdated(10);
+    ASSERT_EQ(tickets.size(), 2u);
+    storage::sync_batch batch;
+    ASSERT_EQ(tracker.mark_outdated({"@a:hs"}, batch), 1u);
+    tracker.finish_query(tickets, {me, "@a:hs"});
+    EXPECT_FALSE(tracker.find(me)->outdated);
+    EXPECT_TRUE(tracker.find("@a:hs")->outdated);
+    auto again = tracker.take_outdated(10);
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_EQ(again[0].user_id, "@a:hs");
+}
+
 TEST_F(tracker_test, restore_rebuilds_the_same_state) {
     initial({room("!e:hs", {joined(me), joined("@a:hs")}, true),
              room("!p:hs", {joined(me), joined("@b:hs")}, false)});

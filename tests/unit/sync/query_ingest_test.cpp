@@ -44,8 +44,10 @@ class query_ingest_test : public ::testing::Test {
     parse_context ctx;
     std::map<std::string, std::map<std::string, std::string>> devices;
     std::vector<cross_signing> cross;
-    std::string extra;                  // master_keys and self_signing_keys members of the body
-    std::vector<query_ticket> tickets;  // of the last ingest
+    std::string extra;  // master_keys and self_signing_keys members of the body
+    std::map<std::string, std::string> masters, self_signings;  // by user, as in `extra`
+    std::vector<query_ticket> tickets;                          // of the last ingest
+    storage::timestamp_ms now = 5000;                           // of the next ingest
 
     void SetUp() override {
         std::filesystem::create_directories(dir);
@@ -57,19 +59,28 @@ class query_ingest_test : public ::testing::Test {
             tracker.track_explicitly(user_name(i), batch);
         ASSERT_TRUE(store->sync().apply_sync_batch(batch));
 
-        std::string masters, self_signing;
         for (int i = 0; i < users; ++i) {
             auto& cs = cross.emplace_back(cross_signing{user_name(i)});
             for (const char* id : {"DEV1", "DEV2"}) {
                 fake_device d{user_name(i), id};
                 devices[user_name(i)][id] = cs.cross_sign(d.signed_json());
             }
-            if (i) masters += ",", self_signing += ",";
-            masters += "\"" + user_name(i) + "\":" + cs.key_json(cs.master, "master", nullptr);
-            self_signing += "\"" + user_name(i) +
-                            "\":" + cs.key_json(cs.self_signing, "self_signing", &cs.master);
+            this->masters[user_name(i)] = cs.key_json(cs.master, "master", nullptr);
+            self_signings[user_name(i)] = cs.key_json(cs.self_signing, "self_signing", &cs.master);
         }
-        extra = ",\"master_keys\":{" + masters + "},\"self_signing_keys\":{" + self_signing + "}";
+        extra = cross_signing_members();
+    }
+
+    // The master_keys and self_signing_keys members of a body, from `masters` and
+    // `self_signings`.
+    std::string cross_signing_members() const {
+        std::string masters_json, self_signing_json;
+        for (const auto& [user, json] : masters)
+            masters_json += (masters_json.empty() ? "\"" : ",\"") + user + "\":" + json;
+        for (const auto& [user, json] : self_signings)
+            self_signing_json += (self_signing_json.empty() ? "\"" : ",\"") + user + "\":" + json;
+        return ",\"master_keys\":{" + masters_json + "},\"self_signing_keys\":{" +
+               self_signing_json + "}";
     }
     void TearDown() override {
         store.reset();
@@ -77,14 +88,14 @@ class query_ingest_test : public ::testing::Test {
         std::filesystem::remove_all(dir, ec);
     }
 
-    keys_query_response parsed(const std::string& body) {
-        auto r = parse_keys_query_response(ctx, body);
+    keys_query_answer parsed(const std::string& body) {
+        auto r = index_keys_query_answer(ctx, body);
         EXPECT_TRUE(r) << r.error().message();
-        return r ? std::move(*r) : keys_query_response{};
+        return r ? std::move(*r) : keys_query_answer{};
     }
 
     // Runs one ingest to its end on this thread's io_context.
-    ingest_totals ingest(const keys_query_response& answer, ingest_options options,
+    ingest_totals ingest(const keys_query_answer& answer, ingest_options options,
                          std::function<void(storage::query_result&)> prepare = {},
                          asio::cancellation_signal* cancel = nullptr) {
         tickets = tracker.take_outdated(1000);
@@ -93,7 +104,7 @@ class query_ingest_test : public ::testing::Test {
             EXPECT_FALSE(e);
             totals = std::move(t);
         };
-        auto op = ingest_query_answer(*store, answer, tickets, 5000, options, std::move(prepare));
+        auto op = ingest_query_answer(*store, answer, tickets, now, options, std::move(prepare));
         if (cancel) {
             asio::co_spawn(io, std::move(op), asio::bind_cancellation_slot(cancel->slot(), done));
         } else {
@@ -105,6 +116,22 @@ class query_ingest_test : public ::testing::Test {
         if (!totals) return {};
         tracker.finish_query(tickets, totals->outcome.cleared);
         return std::move(*totals);
+    }
+
+    // Every user outdated again, as after a /sync that named them all in device_lists.changed.
+    void mark_all_outdated() {
+        storage::sync_batch batch;
+        std::vector<std::string> all;
+        for (int i = 0; i < users; ++i)
+            all.push_back(user_name(i));
+        tracker.mark_outdated(all, batch);
+        ASSERT_TRUE(store->sync().apply_sync_batch(batch));
+    }
+
+    std::optional<storage::answer_digest> stored_digest(const std::string& user_id) {
+        auto d = store->devices().answer_digest_of(user_id);
+        EXPECT_TRUE(d);
+        return d ? *d : std::nullopt;
     }
 
     std::size_t outdated_in_store() {
@@ -196,24 +223,199 @@ TEST_F(query_ingest_test, the_pool_threads_lower_their_priority_once_and_the_cal
     pool.join();
 }
 
-TEST_F(query_ingest_test, an_unchanged_answer_checks_no_signature_again) {
+TEST_F(query_ingest_test, a_repeated_answer_is_neither_parsed_nor_verified_again) {
     ingest_options options;
     auto body = answer_body(devices, extra);
     auto first = ingest(parsed(body), options);
-    EXPECT_GT(first.stats.signatures_checked, 0u);
-    storage::sync_batch batch;
-    std::vector<std::string> all;
+    EXPECT_EQ(first.stats.signatures_checked, std::size_t{users * (2 * 2 + 1)});
+    EXPECT_EQ(first.stats.users_repeated, 0u);
     for (int i = 0; i < users; ++i)
-        all.push_back(user_name(i));
-    tracker.mark_outdated(all, batch);
-    ASSERT_TRUE(store->sync().apply_sync_batch(batch));
+        EXPECT_TRUE(stored_digest(user_name(i))) << user_name(i);
+    mark_all_outdated();
 
     auto again = ingest(parsed(body), options);
+    EXPECT_EQ(again.stats.users_repeated, std::size_t{users});
+    EXPECT_EQ(again.stats.signatures_checked, 0u);
+    // Not parsed: no device was even compared.
+    EXPECT_EQ(again.stats.devices_unchanged + again.stats.devices_accepted, 0u);
+    EXPECT_TRUE(again.outcome.device_changes.empty());
+    EXPECT_EQ(again.outcome.cleared.size(), std::size_t{users});
+    EXPECT_EQ(outdated_in_store(), 0u);
+    EXPECT_EQ(cross_signed_devices(), std::size_t{2 * users});
+}
+
+// A store from before answer digests (or one whose digests were cleared): the devices are
+// compared with the stored ones, no signature is checked, and the digests are written then.
+TEST_F(query_ingest_test, an_unchanged_answer_without_stored_digests_checks_no_signature_again) {
+    ingest_options options;
+    auto body = answer_body(devices, extra);
+    ingest(parsed(body), options);
+    ASSERT_TRUE(
+        store->database().exec("UPDATE tracked_users SET answer_digest = NULL, "
+                               "answer_seen_at = NULL"));
+    mark_all_outdated();
+
+    auto again = ingest(parsed(body), options);
+    EXPECT_EQ(again.stats.users_repeated, 0u);
     EXPECT_EQ(again.stats.signatures_checked, 0u);
     EXPECT_EQ(again.stats.devices_unchanged, std::size_t{2 * users});
     EXPECT_TRUE(again.outcome.device_changes.empty());
     EXPECT_EQ(again.outcome.cleared.size(), std::size_t{users});
     EXPECT_EQ(cross_signed_devices(), std::size_t{2 * users});
+    for (int i = 0; i < users; ++i)
+        EXPECT_TRUE(stored_digest(user_name(i))) << user_name(i);
+
+    mark_all_outdated();
+    EXPECT_EQ(ingest(parsed(body), options).stats.users_repeated, std::size_t{users});
+}
+
+TEST_F(query_ingest_test, a_changed_byte_anywhere_in_a_users_part_takes_the_full_way) {
+    ingest_options options;
+    ingest(parsed(answer_body(devices, extra)), options);
+    // Five users' parts differ in one place each; no signature is broken by it.
+    auto changed = devices;
+    // An unsigned display name (outside the signature).
+    auto& renamed = changed[user_name(1)]["DEV1"];
+    renamed.insert(renamed.size() - 1, R"(,"unsigned":{"device_display_name":"new phone"})");
+    // Insignificant whitespace in a master key and in a self-signing key.
+    masters[user_name(2)].insert(1, " ");
+    self_signings[user_name(3)].insert(1, " ");
+    // A new device.
+    fake_device added{user_name(4), "DEV3"};
+    changed[user_name(4)]["DEV3"] = cross[4].cross_sign(added.signed_json());
+    // A device's signed content.
+    fake_device replaced{user_name(5), "DEV2"};
+    changed[user_name(5)]["DEV2"] = cross[5].cross_sign(replaced.signed_json());
+    const std::string body = answer_body(changed, cross_signing_members());
+    mark_all_outdated();
+
+    auto totals = ingest(parsed(body), options);
+    EXPECT_EQ(totals.stats.users_repeated, std::size_t{users - 5});
+    // Checked: the renamed device's two signatures, none for the master key (nothing signs
+    // it), the master's on the self-signing key, the new device's two, and the self-signature
+    // of the device whose key changed (refused).
+    EXPECT_EQ(totals.stats.signatures_checked, 6u);
+    EXPECT_EQ(totals.stats.devices_rejected, 1u);
+    EXPECT_EQ(totals.outcome.cleared.size(), std::size_t{users});
+    auto renamed_device = store->devices().find(user_name(1), "DEV1");
+    ASSERT_TRUE(renamed_device && *renamed_device);
+    EXPECT_EQ((*renamed_device)->display_name, std::optional<std::string>("new phone"));
+    ASSERT_TRUE(store->devices().find(user_name(4), "DEV3").value());
+
+    // The parts accepted whole now repeat; the one with the refused device does not.
+    mark_all_outdated();
+    auto again = ingest(parsed(body), options);
+    EXPECT_EQ(again.stats.users_repeated, std::size_t{users - 1});
+    EXPECT_EQ(stored_digest(user_name(5)), std::nullopt);
+}
+
+TEST_F(query_ingest_test, a_user_with_a_refused_device_keeps_no_digest_and_is_verified_again) {
+    ingest_options options;
+    auto changed = devices;
+    // A device whose self-signature does not match its content.
+    fake_device forged{user_name(0), "DEV9"};
+    std::string forged_json = cross[0].cross_sign(forged.signed_json());
+    forged_json.replace(forged_json.find("\"DEV9\""), 6, "\"DEV9\",\"x\":1");
+    changed[user_name(0)]["DEV9"] = forged_json;
+    const std::string body = answer_body(changed, extra);
+    auto first = ingest(parsed(body), options);
+    EXPECT_EQ(first.stats.devices_rejected, 1u);
+    EXPECT_EQ(stored_digest(user_name(0)), std::nullopt);
+    EXPECT_TRUE(stored_digest(user_name(1)));
+    mark_all_outdated();
+
+    auto again = ingest(parsed(body), options);
+    EXPECT_EQ(again.stats.users_repeated, std::size_t{users - 1});
+    EXPECT_EQ(again.stats.devices_rejected, 1u);
+    EXPECT_EQ(again.stats.signatures_checked, 1u);  // the forged device's self-signature
+    EXPECT_EQ(again.security_events.size(), 1u);
+    EXPECT_EQ(again.outcome.cleared.size(), std::size_t{users});
+}
+
+TEST_F(query_ingest_test, devices_written_from_elsewhere_clear_the_digest) {
+    ingest_options options;
+    const std::string body = answer_body(devices, extra);
+    ingest(parsed(body), options);
+    ASSERT_TRUE(stored_digest(user_name(0)));
+    // A result for the user that is not one accepted part (here: DEV2 missing).
+    auto kept = store->devices().devices_of(user_name(0));
+    ASSERT_TRUE(kept);
+    storage::query_result other;
+    other.at = now;
+    storage::user_query_result user;
+    user.user_id = user_name(0);
+    user.devices = {kept->front()};
+    other.users.push_back(user);
+    ASSERT_TRUE(store->devices().apply_query_result(other));
+    EXPECT_EQ(stored_digest(user_name(0)), std::nullopt);
+    mark_all_outdated();
+
+    // The same answer again: the user's part is looked at whole, and DEV2 comes back.
+    auto again = ingest(parsed(body), options);
+    EXPECT_EQ(again.stats.users_repeated, std::size_t{users - 1});
+    ASSERT_EQ(again.outcome.device_changes.size(), 1u);
+    EXPECT_EQ(again.outcome.device_changes[0].device_id, "DEV2");
+    EXPECT_TRUE(stored_digest(user_name(0)));
+}
+
+TEST_F(query_ingest_test, a_part_that_does_not_parse_refuses_the_answer_and_commits_nothing) {
+    ingest_options options;
+    ingest(parsed(answer_body(devices, extra)), options);
+    mark_all_outdated();
+    // Every part but one repeats; that one names a device twice, which the first step does not
+    // look for.
+    std::string body = answer_body(devices, extra);
+    const std::string dev1 = "\"DEV1\":" + devices[user_name(7)]["DEV1"];
+    const auto at = body.find(dev1);
+    ASSERT_NE(at, std::string::npos);
+    body.insert(at, dev1 + ",");
+    auto totals = ingest(parsed(body), options);
+    ASSERT_TRUE(totals.refused);
+    EXPECT_NE(totals.refused->message().find("duplicate key \"DEV1\""), std::string::npos)
+        << totals.refused->message();
+    EXPECT_EQ(totals.slices, 0u);
+    EXPECT_TRUE(totals.outcome.cleared.empty());
+    EXPECT_EQ(outdated_in_store(), std::size_t{users});
+}
+
+TEST_F(query_ingest_test, a_repeated_part_refreshes_last_seen_once_it_is_due) {
+    ingest_options options;
+    const std::string body = answer_body(devices, extra);
+    ingest(parsed(body), options);
+    auto last_seen = [&] {
+        auto d = store->devices().find(user_name(0), "DEV1");
+        auto k = store->devices().cross_signing_keys_of(user_name(0));
+        EXPECT_TRUE(d && *d && k && !k->empty());
+        return std::pair((*d)->last_seen, k->front().last_seen);
+    };
+    mark_all_outdated();
+    now = 5000 + storage::last_seen_resolution_ms - 1;
+    EXPECT_EQ(ingest(parsed(body), options).stats.users_repeated, std::size_t{users});
+    EXPECT_EQ(last_seen(), std::pair(storage::timestamp_ms{5000}, storage::timestamp_ms{5000}));
+
+    mark_all_outdated();
+    now = 5000 + storage::last_seen_resolution_ms;
+    auto due = ingest(parsed(body), options);
+    EXPECT_EQ(due.stats.users_repeated, std::size_t{users});
+    EXPECT_EQ(due.outcome.cleared.size(), std::size_t{users});
+    EXPECT_EQ(last_seen(), std::pair(now, now));
+}
+
+TEST_F(query_ingest_test, a_repeated_part_keeps_the_race_guard) {
+    ingest_options options;
+    const std::string body = answer_body(devices, extra);
+    ingest(parsed(body), options);
+    mark_all_outdated();
+    const std::string late = user_name(3);
+    auto totals = ingest(parsed(body), options, [&](storage::query_result&) {
+        // A /sync marks a user outdated again while the answer is being stored.
+        storage::sync_batch batch;
+        tracker.mark_outdated({late}, batch);
+        ASSERT_TRUE(store->sync().apply_sync_batch(batch));
+    });
+    EXPECT_EQ(totals.stats.users_repeated, std::size_t{users});
+    EXPECT_EQ(totals.outcome.still_outdated, std::vector<std::string>{late});
+    EXPECT_EQ(outdated_in_store(), 1u);
 }
 
 TEST_F(query_ingest_test, a_user_marked_outdated_between_slices_stays_outdated) {
