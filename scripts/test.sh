@@ -5,6 +5,8 @@
 #   2. clang with AddressSanitizer (leaks included) and UndefinedBehaviorSanitizer, in
 #      ./build-asan, with the libFuzzer targets, each of which ctest runs for a few seconds over
 #      its seed corpus (label "fuzz").
+# The second build compiles while the first one's tests run (its output goes to
+# build-asan/build.log, shown if it fails); its tests run after both.
 # Usage: scripts/test.sh   (from anywhere). DEVLIST_BUILD_DIR and DEVLIST_ASAN_BUILD_DIR choose
 # other build folders; DEVLIST_SKIP_ASAN=1 runs the first half only.
 set -euo pipefail
@@ -22,22 +24,42 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" \
   -DDEVLIST_WERROR=ON -DDEVLIST_FAILPOINTS=ON -DDEVLIST_BUILD_TESTS=ON -DDEVLIST_BUILD_BENCH=ON >/dev/null
 cmake --build "$build" --parallel "$jobs"
-ctest --test-dir "$build" --output-on-failure --parallel "$jobs" --timeout 300
-
-if [ "${DEVLIST_SKIP_ASAN:-0}" = 1 ]; then
-  exit 0
-fi
 
 # The sanitizer build: -O1 keeps ASan's reports exact and builds faster than -O2; line tables are
 # all a report's stack trace needs. (The test programs at -O0 build about a third faster, but
-# deep-recursion tests then overflow the stack under ASan.) Asserts stay on (Debug). The benchmarks are left out: the
-# first build runs them already, and their timings mean nothing under ASan.
+# deep-recursion tests then overflow the stack under ASan.) Asserts stay on (Debug). The
+# benchmarks are left out: the first build runs them already, and their timings mean nothing
+# under ASan.
 asan=${DEVLIST_ASAN_BUILD_DIR:-build-asan}
-CC=clang CXX=clang++ cmake -S . -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-  "-DCMAKE_C_FLAGS_DEBUG=-O1 -gline-tables-only" "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -gline-tables-only" \
-  -DDEVLIST_SANITIZE=ON -DDEVLIST_FUZZ=ON \
-  -DDEVLIST_WERROR=ON -DDEVLIST_FAILPOINTS=ON -DDEVLIST_BUILD_TESTS=ON -DDEVLIST_BUILD_BENCH=OFF >/dev/null
-cmake --build "$asan" --parallel "$jobs"
+asan_build=
+if [ "${DEVLIST_SKIP_ASAN:-0}" != 1 ]; then
+  CC=clang CXX=clang++ cmake -S . -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+    "-DCMAKE_C_FLAGS_DEBUG=-O1 -gline-tables-only" "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -gline-tables-only" \
+    -DDEVLIST_SANITIZE=ON -DDEVLIST_FUZZ=ON \
+    -DDEVLIST_WERROR=ON -DDEVLIST_FAILPOINTS=ON -DDEVLIST_BUILD_TESTS=ON -DDEVLIST_BUILD_BENCH=OFF >/dev/null
+  # Compiled while the first build's tests run, at the lowest priority: those tests wait much of
+  # the time (on sockets, child processes, the test homeserver) and leave the cores idle, and a
+  # test that wants a core still gets it first. In its own process group (setsid), so that it
+  # can be stopped as a whole when this script ends early; -w hands on the build's exit status.
+  setsid -w nice -n 19 cmake --build "$asan" --parallel "$jobs" >"$asan/build.log" 2>&1 &
+  asan_build=$!
+  trap 'if [ -n "$asan_build" ]; then
+          kill -- "-$asan_build" 2>/dev/null || kill "$asan_build" 2>/dev/null || true
+        fi' EXIT
+fi
+
+ctest --test-dir "$build" --output-on-failure --parallel "$jobs" --timeout 300
+
+if [ -z "$asan_build" ]; then
+  exit 0
+fi
+if ! wait "$asan_build"; then
+  asan_build=
+  cat "$asan/build.log"
+  echo "test.sh: the sanitizer build failed (output above, also in $asan/build.log)" >&2
+  exit 1
+fi
+asan_build=
 # A sanitizer report ends the process with a failure; leaks (LeakSanitizer) count as failures.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1:strict_init_order=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

@@ -12,17 +12,10 @@ namespace {
 using test::from_hex;
 using ::testing::HasSubstr;
 
-ed25519_key_pair spec_key_pair() {
-    const simdjson::dom::element signing_key =
-        test::spec_vectors("signing-json.json")["signing_key"].value();
-    const auto seed = base64_decode(test::string_at(signing_key, "seed_base64_as_in_spec"));
-    return ed25519_key_pair::from_seed(seed.value()).value();
-}
-
 TEST(ed25519, spec_seed_gives_the_recorded_public_key) {
     const simdjson::dom::element signing_key =
         test::spec_vectors("signing-json.json")["signing_key"].value();
-    const auto pair = spec_key_pair();
+    const auto pair = test::spec_signing_key_pair();
     EXPECT_EQ(test::to_hex(pair.seed().span()), test::string_at(signing_key, "seed_hex"));
     EXPECT_EQ(pair.public_key().to_base64(),
               test::string_at(signing_key, "derived_public_key_base64_NOT_IN_SPEC"));

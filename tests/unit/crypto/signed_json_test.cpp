@@ -22,12 +22,6 @@ simdjson::dom::element signing_fixture() {
     return test::spec_vectors("signing-json.json");
 }
 
-ed25519_key_pair spec_key_pair() {
-    const auto seed =
-        base64_decode(test::string_at(signing_fixture()["signing_key"], "seed_base64_as_in_spec"));
-    return ed25519_key_pair::from_seed(seed.value()).value();
-}
-
 ed25519_public_key spec_public_key() {
     return ed25519_public_key::from_base64(test::string_at(signing_fixture()["signing_key"],
                                                            "derived_public_key_base64_NOT_IN_SPEC"))
@@ -72,7 +66,7 @@ class json_signing_vector : public ::testing::TestWithParam<signing_case> {};
 
 TEST_P(json_signing_vector, signs_like_the_spec) {
     const auto& c = GetParam();
-    const auto pair = spec_key_pair();
+    const auto pair = test::spec_signing_key_pair();
     canonical_options strip;
     strip.strip_signatures_and_unsigned = true;
     EXPECT_EQ(canonicalize(c.input_raw, strip).value(), c.canonical_signed);
@@ -168,8 +162,8 @@ TEST_P(event_signing_vector, hash_and_signature_match_the_spec) {
     event["hashes"] = json::object{{"sha256", c.expected_hash}};
 
     const json::value to_sign = redacted(event);
-    const auto signed_raw =
-        sign_json(json::to_canonical(to_sign), spec_entity(), spec_key_id(), spec_key_pair());
+    const auto signed_raw = sign_json(json::to_canonical(to_sign), spec_entity(), spec_key_id(),
+                                      test::spec_signing_key_pair());
     ASSERT_TRUE(signed_raw);
     const auto signed_event = json::parse(*signed_raw).value();
     EXPECT_EQ(

@@ -2,6 +2,8 @@
 // simdjson, independently of the JSON code under test.
 #pragma once
 
+#include "crypto/ed25519.hpp"
+
 #include <simdjson.h>
 
 #include <cstdint>
@@ -22,6 +24,9 @@ std::vector<std::uint8_t> from_hex(std::string_view hex);
 std::string to_hex(std::span<const std::uint8_t> bytes);
 std::string to_hex(std::string_view bytes);
 std::span<const std::uint8_t> as_bytes(std::string_view s);
+
+// The key pair of the specification's signing example (signing-json.json), from its seed.
+crypto::ed25519_key_pair spec_signing_key_pair();
 
 // A gtest parameter name made from a fixture case id ("appendix-canonical-1").
 std::string test_name(std::string_view id);
