@@ -296,7 +296,7 @@ TEST_F(DeviceStoreTest, Curve25519LookupPrefersALiveDeviceThenTheOneSeenLast) {
     // stored in, a live device wins, and among deleted ones the one seen last.
     for (const char* user : {"@a:b.org", "@b:b.org", "@c:b.org"})
         track(user, 1);
-    auto with_key = [this](const std::string& user, const std::string& id) {
+    auto with_key = [](const std::string& user, const std::string& id) {
         device_record d = device(user, id);
         d.curve25519 = "shared-key";
         return d;
