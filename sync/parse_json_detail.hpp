@@ -368,5 +368,24 @@ inline simdjson::error_code type_error(simdjson::error_code e, refusal& why, std
     return e == simdjson::INCORRECT_TYPE ? why.wrong_type(where, expected) : e;
 }
 
+// Calls visit(key, value) for each member of `v`, which must be an object naming each key once
+// (a wrong type or a repeated key makes the body ambiguous, and it is refused as a whole); a
+// non-zero result of visit ends the loop and is returned.
+template <class Visit>
+simdjson::error_code for_each_unique_member(od::value v, std::string_view what, refusal& why,
+                                            Visit&& visit) {
+    od::object members;
+    if (auto e = v.get_object().get(members)) return type_error(e, why, what, "an object");
+    key_set keys;
+    for (auto m : members) {
+        std::string_view key;
+        od::value value;
+        if (auto e = read_member(std::move(m), key, value)) return e;
+        if (!keys.insert(key)) return why.duplicate(key, what);
+        if (auto e = visit(key, value)) return e;
+    }
+    return simdjson::SUCCESS;
+}
+
 }  // namespace detail
 }  // namespace devlist::sync

@@ -257,88 +257,70 @@ using cross_signing_entries = std::vector<std::pair<std::string_view, cross_sign
 // makes the answer ambiguous, and it is refused as a whole.
 error_code index_device_keys(od::value v, keys_query_answer& out, drop_log& drops,
                              detail::refusal& why) {
-    od::object users;
-    if (auto e = v.get_object().get(users))
-        return detail::type_error(e, why, "device_keys", "an object");
-    detail::key_set user_ids;
-    for (auto u : users) {
-        std::string_view user_id;
-        od::value user_value;
-        if (auto e = detail::read_member(std::move(u), user_id, user_value)) return e;
-        if (!user_ids.insert(user_id)) return why.duplicate(user_id, "device_keys");
-        if (!is_valid_user_id(user_id)) {
-            drops.add("device_keys: invalid user entry");
-            continue;
-        }
-        od::object devices;
-        if (auto e = user_value.get_object().get(devices))
-            return detail::type_error(e, why, "device_keys." + std::string(user_id), "an object");
-        // Skipped, not parsed: the second step parses the parts that are not known already.
-        std::string_view raw;
-        if (auto e = devices.raw_json().get(raw)) return e;
-        auto& section = out.users.emplace_back();
-        section.user_id = user_id;
-        section.device_keys = span_in(out.body, detail::trim_json(raw));
-    }
-    return SUCCESS;
+    return detail::for_each_unique_member(
+        v, "device_keys", why, [&](std::string_view user_id, od::value user_value) -> error_code {
+            if (!is_valid_user_id(user_id)) {
+                drops.add("device_keys: invalid user entry");
+                return SUCCESS;
+            }
+            od::object devices;
+            if (auto e = user_value.get_object().get(devices)) {
+                return detail::type_error(e, why, "device_keys." + std::string(user_id),
+                                          "an object");
+            }
+            // Skipped, not parsed: the second step parses the parts that are not known already.
+            std::string_view raw;
+            if (auto e = devices.raw_json().get(raw)) return e;
+            auto& section = out.users.emplace_back();
+            section.user_id = user_id;
+            section.device_keys = span_in(out.body, detail::trim_json(raw));
+            return SUCCESS;
+        });
 }
 
 error_code index_cross_signing_keys(od::value v, const std::string& body,
                                     cross_signing_entries& out, drop_log& drops,
                                     std::string_view what, detail::refusal& why) {
-    od::object users;
-    if (auto e = v.get_object().get(users)) return detail::type_error(e, why, what, "an object");
-    detail::key_set user_ids;
-    for (auto u : users) {
-        std::string_view user_id;
-        od::value value;
-        if (auto e = detail::read_member(std::move(u), user_id, value)) return e;
-        if (!user_ids.insert(user_id)) return why.duplicate(user_id, what);
-        if (!is_valid_user_id(user_id)) {
-            drops.add(std::string(what) + ": invalid user ID");
-            continue;
-        }
-        cross_signing_entry entry;
-        od::object key;
-        auto e = value.get_object().get(key);
-        if (is_structural(e)) return e;
-        if (!e) {
-            std::string_view raw;
-            if (auto r = key.raw_json().get(raw)) return r;
-            entry.bytes = span_in(body, detail::trim_json(raw));
-            entry.is_object = true;
-        }
-        out.emplace_back(user_id, entry);
-    }
-    return SUCCESS;
+    return detail::for_each_unique_member(
+        v, what, why, [&](std::string_view user_id, od::value value) -> error_code {
+            if (!is_valid_user_id(user_id)) {
+                drops.add(std::string(what) + ": invalid user ID");
+                return SUCCESS;
+            }
+            cross_signing_entry entry;
+            od::object key;
+            auto e = value.get_object().get(key);
+            if (is_structural(e)) return e;
+            if (!e) {
+                std::string_view raw;
+                if (auto r = key.raw_json().get(raw)) return r;
+                entry.bytes = span_in(body, detail::trim_json(raw));
+                entry.is_object = true;
+            }
+            out.emplace_back(user_id, entry);
+            return SUCCESS;
+        });
 }
 
 error_code read_failures(od::value v, keys_query_answer& out, drop_log& drops,
                          detail::refusal& why) {
-    od::object servers;
-    if (auto e = v.get_object().get(servers))
-        return detail::type_error(e, why, "failures", "an object");
-    detail::key_set names;
-    for (auto s : servers) {
-        std::string_view server;
-        od::value value;
-        if (auto e = detail::read_member(std::move(s), server, value)) return e;
-        if (!names.insert(server)) return why.duplicate(server, "failures");
-        if (!is_valid_server_name(server)) {
-            drops.add("failures: invalid server name");
-            continue;
-        }
-        // The spec leaves the failure object's content open; keep it for the log when it is
-        // an object, but the server name is what matters.
-        std::string content = "{}";
-        od::object failure;
-        std::string_view raw;
-        if (!value.get_object().get(failure) && !failure.raw_json().get(raw)) {
-            content = detail::trim_json(raw);
-        }
-        out.failures.insert_or_assign(std::string(server), std::move(content));
-    }
-    return SUCCESS;
+    return detail::for_each_unique_member(
+        v, "failures", why, [&](std::string_view server, od::value value) -> error_code {
+            if (!is_valid_server_name(server)) {
+                drops.add("failures: invalid server name");
+                return SUCCESS;
+            }
+            // The spec leaves the failure object's content open; keep it for the log when it
+            // is an object, but the server name is what matters.
+            std::string content = "{}";
+            od::object failure;
+            std::string_view raw;
+            if (!value.get_object().get(failure) && !failure.raw_json().get(raw)) {
+                content = detail::trim_json(raw);
+            }
+            out.failures.insert_or_assign(std::string(server), std::move(content));
+            return SUCCESS;
+        });
 }
 
 // The nesting of the body but for the parts (each part's is checked when it is parsed): the

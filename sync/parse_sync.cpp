@@ -211,27 +211,19 @@ error_code read_user_list(od::value v, std::vector<std::string>& out, drop_log& 
 // A list that is not an array would lose every change it names: the body is refused.
 error_code read_device_lists(od::value v, sync_response& out, drop_log& drops,
                              detail::refusal& why) {
-    od::object obj;
-    if (auto e = v.get_object().get(obj))
-        return detail::type_error(e, why, "device_lists", "an object");
-    detail::key_set seen;
-    for (auto f : obj) {
-        std::string_view key;
-        od::value value;
-        if (auto e = detail::read_member(std::move(f), key, value)) return e;
-        if (!seen.insert(key)) return why.duplicate(key, "device_lists");
-        error_code e = SUCCESS;
-        if (key == "changed") {
-            e = read_user_list(value, out.device_lists_changed, drops, "device_lists.changed");
-        } else if (key == "left") {
-            e = read_user_list(value, out.device_lists_left, drops, "device_lists.left");
-        }
-        if (e == simdjson::INCORRECT_TYPE) {
-            return why.wrong_type("device_lists." + std::string(key), "an array");
-        }
-        if (e) return e;
-    }
-    return SUCCESS;
+    return detail::for_each_unique_member(
+        v, "device_lists", why, [&](std::string_view key, od::value value) -> error_code {
+            error_code e = SUCCESS;
+            if (key == "changed") {
+                e = read_user_list(value, out.device_lists_changed, drops, "device_lists.changed");
+            } else if (key == "left") {
+                e = read_user_list(value, out.device_lists_left, drops, "device_lists.left");
+            }
+            if (e == simdjson::INCORRECT_TYPE) {
+                return why.wrong_type("device_lists." + std::string(key), "an array");
+            }
+            return e;
+        });
 }
 
 // A count that cannot be read refuses the body: dropping it would make it 0 (a missing count
