@@ -145,28 +145,46 @@ struct options {
     bool json = false;
     bool keep = false;
 
-    std::string profile;  // --callgrind ID: instrument only that workload's timed part
+    std::string profile;  // --callgrind ID: instrument (or sample, see profile_scope) only that
+                          // workload's timed part
 
     bool wants(const std::string& id) const { return only.empty() || only.count(id) > 0; }
 };
 
-// Under `valgrind --tool=callgrind --instr-atstart=no`, instruments the scope's work only.
+// Under `valgrind --tool=callgrind --instr-atstart=no`, instruments the scope's work only. Under
+// `perf record -D -1 --control fifo:CTL`, with DEVLIST_BENCH_PERF_CTL=CTL in the environment,
+// samples the scope's work only (perf's control FIFO takes "enable" and "disable").
 class profile_scope {
   public:
     explicit profile_scope(bool on) : on_(on) {
+        if (!on_) return;
 #ifdef DEVLIST_BENCH_CALLGRIND
-        if (on_) CALLGRIND_START_INSTRUMENTATION;
+        CALLGRIND_START_INSTRUMENTATION;
 #endif
+        perf_control("enable\n");
     }
     ~profile_scope() {
+        if (!on_) return;
 #ifdef DEVLIST_BENCH_CALLGRIND
-        if (on_) CALLGRIND_STOP_INSTRUMENTATION;
+        CALLGRIND_STOP_INSTRUMENTATION;
 #endif
+        perf_control("disable\n");
     }
     profile_scope(const profile_scope&) = delete;
     profile_scope& operator=(const profile_scope&) = delete;
 
   private:
+    static void perf_control(const char* command) {
+        const char* fifo = std::getenv("DEVLIST_BENCH_PERF_CTL");
+        if (fifo == nullptr || *fifo == '\0') return;
+        if (std::FILE* f = std::fopen(fifo, "w")) {
+            std::fputs(command, f);
+            std::fclose(f);
+        } else {
+            std::fprintf(stderr, "DEVLIST_BENCH_PERF_CTL: cannot open %s\n", fifo);
+        }
+    }
+
     bool on_;
 };
 

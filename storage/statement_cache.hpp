@@ -58,6 +58,18 @@ class statement_cache {
         return db_->changes();
     }
 
+    // Like run_counted(), for a statement whose values are known at run time only:
+    // `bind(statement&)` binds them (e.g. the members of an IN list).
+    template <class Bind>
+    result<std::int64_t> run_bound(std::string_view sql, Bind&& bind) {
+        auto st = acquire(sql);
+        if (!st) return st.error();
+        resetter guard{**st};
+        bind((*st)->borrow_values());
+        if (auto r = (*st)->run(); !r) return r.error();
+        return db_->changes();
+    }
+
     // The first row, read by `read(const statement&)`, or nullopt when there is none.
     template <class Read, class... A>
     result<std::optional<row_of<Read>>> query_one(std::string_view sql, Read read,

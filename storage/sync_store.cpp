@@ -6,11 +6,26 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdint>
+#include <span>
+#include <string>
 #include <utility>
 
 namespace devlist::storage {
 
 namespace {
+
+constexpr std::size_t marks_per_statement = 64;
+
+// UPDATE … WHERE user_id IN (?2, …, ?65): ?1 is the marks' shared generation.
+const std::string& mark_many_sql() {
+    static const std::string sql = [] {
+        std::string s = "UPDATE tracked_users SET outdated = 1, generation = ?1 WHERE user_id IN (";
+        for (std::size_t k = 0; k < marks_per_statement; ++k)
+            s += (k == 0 ? "?" : ", ?") + std::to_string(k + 2);
+        return s + ")";
+    }();
+    return sql;
+}
 
 room read_room(const statement& st) {
     return room{
@@ -131,6 +146,21 @@ result<void> sync_store::write_memberships(const sync_batch& batch) {
     return {};
 }
 
+result<void> sync_store::mark_outdated(const outdated_mark& mark) {
+    auto marked = stmts_.run_counted(
+        "UPDATE tracked_users SET outdated = 1, generation = ?2 WHERE user_id = ?1", mark.user_id,
+        mark.generation);
+    if (!marked) return marked.error();
+    // The engine marks only users the store tracks: a missing row means its view and the
+    // store's parted, and the batch must not commit as if they had not.
+    if (*marked == 0) {
+        return error{errc::storage_corrupt, "database " + stmts_.db().name() +
+                                                ": no tracked user " + mark.user_id +
+                                                " to mark outdated"};
+    }
+    return {};
+}
+
 result<void> sync_store::write_tracking(const sync_batch& batch) {
     // In user-ID order, the order of tracked_users' B-tree: consecutive writes then land on the
     // same or the next page, so a batch that changes most users touches each page once instead
@@ -150,19 +180,33 @@ result<void> sync_store::write_tracking(const sync_batch& batch) {
             return r;
         }
     }
-    for (const outdated_mark* mark : in_user_order(batch.outdated_marks)) {
-        auto marked = stmts_.run_counted(
-            "UPDATE tracked_users SET outdated = 1, generation = ?2 "
-            "WHERE user_id = ?1",
-            mark->user_id, mark->generation);
-        if (!marked) return marked.error();
-        // The engine marks only users the store tracks: a missing row means its view and the
-        // store's parted, and the batch must not commit as if they had not.
-        if (*marked == 0) {
-            return error{errc::storage_corrupt, "database " + stmts_.db().name() +
-                                                    ": no tracked user " + mark->user_id +
-                                                    " to mark outdated"};
+    // Marks that share a generation (all those of one operation) are written many to a
+    // statement: one UPDATE per mark costs a third more than the IN list's lookups.
+    const auto marks = in_user_order(batch.outdated_marks);
+    for (std::size_t i = 0; i < marks.size();) {
+        std::size_t n = 1;
+        while (n < marks_per_statement && i + n < marks.size() &&
+               marks[i + n]->generation == marks[i]->generation) {
+            ++n;
         }
+        const std::span<const outdated_mark* const> group(marks.data() + i, n);
+        if (n == marks_per_statement) {
+            auto marked = stmts_.run_bound(mark_many_sql(), [&](statement& st) {
+                st.bind(1, group.front()->generation);
+                for (std::size_t k = 0; k < n; ++k)
+                    st.bind(static_cast<int>(k) + 2, group[k]->user_id);
+            });
+            if (!marked) return marked.error();
+            if (*marked == static_cast<std::int64_t>(n)) {
+                i += n;
+                continue;
+            }
+            // A user is missing: the rows one by one name it (the transaction is lost anyway).
+        }
+        for (const outdated_mark* mark : group) {
+            if (auto r = mark_outdated(*mark); !r) return r;
+        }
+        i += n;
     }
     for (const std::string& user_id : batch.untracked_users) {
         // Devices and cross-signing keys go with the row (ON DELETE CASCADE).

@@ -47,6 +47,7 @@ class sync_store {
     result<void> write_batch(const sync_batch& batch);
     result<void> write_memberships(const sync_batch& batch);
     result<void> write_tracking(const sync_batch& batch);
+    result<void> mark_outdated(const outdated_mark& mark);
     result<void> write_server_key_state(const sync_batch& batch);
 
     statement_cache stmts_;

@@ -32,6 +32,8 @@ struct device_list_tracker::batch_scope {
     std::vector<handle> touched;
     std::int64_t generation_before;
     std::size_t earlier_rows;
+    // The generation of every user this operation stamps (0 until the first stamp).
+    std::int64_t stamp = 0;
 
     batch_scope(device_list_tracker& t, storage::sync_batch& b)
         : tracker(t),
@@ -281,7 +283,12 @@ void device_list_tracker::stamp_outdated(handle h, batch_scope& scope) {
     user_slot& s = slot(h);
     s.stamped = true;
     set_outdated(s, true);
-    s.user.generation = ++generation_;
+    // One generation per operation, shared by every user it stamps: a ticket taken before the
+    // operation holds an older generation and one taken after holds this one, so the race guard
+    // is the same as with one per user, and the store can write a batch's marks many to a
+    // statement (a /sync response marks up to tens of thousands of users).
+    if (scope.stamp == 0) scope.stamp = ++generation_;
+    s.user.generation = scope.stamp;
     if (!s.queued) {
         s.queued = true;
         outdated_added_.push_back(h);

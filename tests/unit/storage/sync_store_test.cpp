@@ -211,6 +211,52 @@ TEST_F(SyncStoreTest, RowsInAnyOrderAreAllWritten) {
     }
 }
 
+// Marks that share a generation are written many to a statement (64): full groups, a
+// remainder, and a generation that changes in the middle of a group must all land.
+TEST_F(SyncStoreTest, ManyMarksSharingGenerationsAreAllWritten) {
+    sync_batch tracked;
+    std::vector<std::string> ids;
+    for (std::size_t i = 0; i < 300; ++i) {
+        ids.push_back("@u" + std::to_string(i) + ":b.org");
+        tracked.tracked_users.push_back({ids.back(), "b.org", {.encrypted_room = true}, false, 1});
+    }
+    must(db().sync().apply_sync_batch(tracked));
+    // Marks in user-ID order are ids sorted as strings; every fifth user is left alone. Two
+    // operations' generations: 7 for most, 8 for a run of users inside what would be a group.
+    auto generation_of = [](std::size_t i) -> std::int64_t { return i >= 100 && i < 110 ? 8 : 7; };
+    sync_batch marks;
+    for (std::size_t i = 0; i < 300; ++i) {
+        if (i % 5 != 4) marks.outdated_marks.push_back({ids[i], generation_of(i)});
+    }
+    must(db().sync().apply_sync_batch(marks));
+    for (std::size_t i = 0; i < 300; ++i) {
+        auto user = must(db().tracking().find(ids[i]));
+        ASSERT_TRUE(user) << ids[i];
+        EXPECT_EQ(user->outdated, i % 5 != 4) << ids[i];
+        EXPECT_EQ(user->generation, i % 5 != 4 ? generation_of(i) : 1) << ids[i];
+    }
+}
+
+TEST_F(SyncStoreTest, AMissingUserInAFullGroupOfMarksIsNamedAndNothingIsWritten) {
+    sync_batch tracked;
+    sync_batch marks;
+    marks.next_batch = "s2";
+    for (int i = 0; i < 64; ++i) {
+        std::string id = "@u" + std::to_string(100 + i) + ":b.org";
+        if (i != 40)
+            tracked.tracked_users.push_back({id, "b.org", {.encrypted_room = true}, false, 1});
+        marks.outdated_marks.push_back({id, 5});
+    }
+    must(db().sync().apply_sync_batch(tracked));
+    auto r = db().sync().apply_sync_batch(marks);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::storage_corrupt);
+    EXPECT_NE(r.error().detail.find("@u140:b.org"), std::string::npos) << r.error().detail;
+    EXPECT_EQ(must(db().sync().load_sync_state()).next_batch, std::nullopt);
+    EXPECT_FALSE(must(db().tracking().find("@u100:b.org"))->outdated);
+    EXPECT_EQ(must(db().tracking().find("@u100:b.org"))->generation, 1);
+}
+
 TEST_F(SyncStoreTest, StreamedRowsAreTheLoadedRows) {
     sync_batch batch;
     batch.encrypted_rooms.push_back({"!e:a.org", "m.megolm.v1.aes-sha2"});

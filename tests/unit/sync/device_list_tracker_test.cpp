@@ -80,8 +80,10 @@ TEST_F(tracker_test, initial_sync_tracks_own_user_and_members_of_encrypted_rooms
     EXPECT_TRUE(own->reasons.encrypted_room);
     EXPECT_EQ(update_for(batch, "@c:x")->server_name, "x");
     EXPECT_TRUE(update_for(batch, "@a:hs")->outdated);
-    // Every stamp is distinct and the counter is persisted with the batch.
-    EXPECT_NE(update_for(batch, "@a:hs")->generation, update_for(batch, "@c:x")->generation);
+    // One stamp for the operation, shared by every user it marked; the counter is persisted
+    // with the batch.
+    EXPECT_EQ(update_for(batch, "@a:hs")->generation, update_for(batch, "@c:x")->generation);
+    EXPECT_EQ(update_for(batch, "@a:hs")->generation, tracker.generation());
     ASSERT_TRUE(batch.generation);
     EXPECT_EQ(*batch.generation, tracker.generation());
     ASSERT_EQ(batch.encrypted_rooms.size(), 1u);
@@ -224,6 +226,37 @@ TEST_F(tracker_test, query_tickets_carry_generations_and_are_not_taken_twice) {
     EXPECT_EQ(tracker.in_flight_count(), 1u);
     auto retry = tracker.take_outdated(10);
     EXPECT_EQ(retry.size(), 2u);  // @a:hs again, and @c:far now that it is allowed
+}
+
+// Users marked by one operation share its generation; every later operation stamps a newer one,
+// so a ticket taken in between never matches a user marked after it was taken.
+TEST_F(tracker_test, one_operation_stamps_one_generation_and_the_next_a_newer_one) {
+    initial({room("!e:hs", {joined(me), joined("@a:hs"), joined("@b:hs"), joined("@c:hs")}, true)});
+    auto tickets = tracker.take_outdated(10);
+    ASSERT_EQ(tickets.size(), 4u);
+    tracker.finish_query(tickets, {me, "@a:hs", "@b:hs", "@c:hs"});
+
+    storage::sync_batch first;
+    ASSERT_EQ(tracker.mark_outdated({"@a:hs", "@b:hs"}, first), 2u);
+    ASSERT_EQ(first.outdated_marks.size(), 2u);
+    const auto stamp = first.outdated_marks[0].generation;
+    EXPECT_EQ(first.outdated_marks[1].generation, stamp);
+    EXPECT_EQ(stamp, tracker.generation());
+    auto in_flight = tracker.take_outdated(10);
+    ASSERT_EQ(in_flight.size(), 2u);
+    EXPECT_EQ(in_flight[0].generation, stamp);
+
+    storage::sync_batch second;
+    ASSERT_EQ(tracker.mark_outdated({"@b:hs", "@c:hs"}, second), 2u);
+    EXPECT_GT(tracker.find("@b:hs")->generation, stamp);
+    EXPECT_EQ(tracker.find("@b:hs")->generation, tracker.find("@c:hs")->generation);
+    EXPECT_EQ(tracker.find("@a:hs")->generation, stamp);
+    // An operation that stamps nobody moves nothing.
+    storage::sync_batch none;
+    const auto before = tracker.generation();
+    EXPECT_EQ(tracker.mark_outdated({"@nobody:hs"}, none), 0u);
+    EXPECT_EQ(tracker.generation(), before);
+    EXPECT_FALSE(none.generation);
 }
 
 // A large answer is committed in several transactions: a user cleared by an early one can be
