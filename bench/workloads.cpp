@@ -26,6 +26,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -34,9 +35,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -177,12 +180,19 @@ class profile_scope {
     static void perf_control(const char* command) {
         const char* fifo = std::getenv("DEVLIST_BENCH_PERF_CTL");
         if (fifo == nullptr || *fifo == '\0') return;
-        if (std::FILE* f = std::fopen(fifo, "w")) {
-            std::fputs(command, f);
-            std::fclose(f);
-        } else {
-            std::fprintf(stderr, "DEVLIST_BENCH_PERF_CTL: cannot open %s\n", fifo);
+        // Non-blocking: without perf reading the FIFO, the open fails instead of waiting forever.
+        const int fd = ::open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+            std::fprintf(stderr,
+                         "DEVLIST_BENCH_PERF_CTL: cannot open %s: %s (is perf reading it?)\n", fifo,
+                         std::strerror(errno));
+            return;
         }
+        const std::size_t length = std::strlen(command);
+        if (::write(fd, command, length) != static_cast<ssize_t>(length)) {
+            std::fprintf(stderr, "DEVLIST_BENCH_PERF_CTL: cannot write to %s\n", fifo);
+        }
+        ::close(fd);
     }
 
     bool on_;
