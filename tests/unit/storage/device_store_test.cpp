@@ -171,11 +171,7 @@ TEST_F(DeviceStoreTest, ARepeatedPartClearsTheFlagWhileItsDigestIsTheStoredOne) 
     track("@a:b.org", 1);
     query_result first = answer("@a:b.org", 1, {device("@a:b.org", "D1")});
     first.users[0].digest = digest_of(1);
-    first.users[0].cross_signing_keys = std::vector<cross_signing_key>{{.user_id = "@a:b.org",
-                                                                        .usage = key_usage::master,
-                                                                        .public_key = "M",
-                                                                        .signed_json = "{}",
-                                                                        .verified = true}};
+    first.users[0].cross_signing_keys = std::vector<cross_signing_key>{master_key("@a:b.org")};
     must(db().devices().apply_query_result(first));
     const std::int64_t cursor = must(db().outbox().last_cursor());
 
@@ -365,11 +361,7 @@ TEST_F(DeviceStoreTest, CrossSigningKeysAreReplacedPerUsage) {
     track("@a:b.org", 1);
     query_result first = answer("@a:b.org", 1, {});
     first.users[0].cross_signing_keys = std::vector<cross_signing_key>{
-        {.user_id = "@a:b.org",
-         .usage = key_usage::master,
-         .public_key = "M1",
-         .signed_json = R"({"m":1})",
-         .verified = true},
+        master_key("@a:b.org", "M1", R"({"m":1})"),
         {.user_id = "@a:b.org",
          .usage = key_usage::self_signing,
          .public_key = "S1",
@@ -387,11 +379,7 @@ TEST_F(DeviceStoreTest, CrossSigningKeysAreReplacedPerUsage) {
     const std::int64_t later = 5000 + last_seen_resolution_ms;
     query_result second = answer("@a:b.org", 1, {}, later);
     second.users[0].cross_signing_keys =
-        std::vector<cross_signing_key>{{.user_id = "@a:b.org",
-                                        .usage = key_usage::master,
-                                        .public_key = "M1",
-                                        .signed_json = R"({"m":1})",
-                                        .verified = true}};
+        std::vector<cross_signing_key>{master_key("@a:b.org", "M1", R"({"m":1})")};
     must(db().devices().apply_query_result(second));
     keys = must(db().devices().cross_signing_keys_of("@a:b.org"));
     ASSERT_EQ(keys.size(), 1u);
@@ -400,11 +388,8 @@ TEST_F(DeviceStoreTest, CrossSigningKeysAreReplacedPerUsage) {
 
     // A new master key is a new key: first_seen starts again.
     query_result third = answer("@a:b.org", 1, {}, 7000);
-    third.users[0].cross_signing_keys = std::vector<cross_signing_key>{{.user_id = "@a:b.org",
-                                                                        .usage = key_usage::master,
-                                                                        .public_key = "M2",
-                                                                        .signed_json = R"({"m":2})",
-                                                                        .verified = false}};
+    third.users[0].cross_signing_keys =
+        std::vector<cross_signing_key>{master_key("@a:b.org", "M2", R"({"m":2})", false)};
     must(db().devices().apply_query_result(third));
     keys = must(db().devices().cross_signing_keys_of("@a:b.org"));
     ASSERT_EQ(keys.size(), 1u);

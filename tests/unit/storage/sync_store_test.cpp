@@ -302,11 +302,7 @@ TEST_F(SyncStoreTest, UntrackDropsDevicesAndCrossSigningKeysAndTellsConsumers) {
     track("@a:b.org", 1);
     query_result result =
         answer("@a:b.org", 1, {device("@a:b.org", "D1"), device("@a:b.org", "D2")});
-    result.users[0].cross_signing_keys = std::vector<cross_signing_key>{{.user_id = "@a:b.org",
-                                                                         .usage = key_usage::master,
-                                                                         .public_key = "M",
-                                                                         .signed_json = "{}",
-                                                                         .verified = true}};
+    result.users[0].cross_signing_keys = std::vector<cross_signing_key>{master_key("@a:b.org")};
     must(db().devices().apply_query_result(result));
     const std::int64_t before = must(db().outbox().last_cursor());
 

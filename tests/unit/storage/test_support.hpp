@@ -228,6 +228,18 @@ class StoreTest : public ::testing::Test {
         return user_id.substr(user_id.find(':') + 1);
     }
 
+    // A verified master key of `user_id`, as a query result carries it.
+    static cross_signing_key master_key(const std::string& user_id,
+                                        const std::string& public_key = "M",
+                                        const std::string& signed_json = "{}",
+                                        bool verified = true) {
+        return cross_signing_key{.user_id = user_id,
+                                 .usage = key_usage::master,
+                                 .public_key = public_key,
+                                 .signed_json = signed_json,
+                                 .verified = verified};
+    }
+
     static device_record device(const std::string& user_id, const std::string& device_id,
                                 const std::string& tag = "1") {
         return device_record{
