@@ -115,6 +115,15 @@ asio::awaitable<void> verify_round(asio::thread_pool* pool, const query_answer_i
 
 constexpr std::size_t pool_slice_users = 32;
 
+// Lets the sync loop and the socket server in before the next slice; true when the ingest was
+// cancelled meanwhile.
+asio::awaitable<bool> let_others_in() {
+    auto executor = co_await asio::this_coro::executor;
+    co_await asio::post(executor, asio::use_awaitable);
+    const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    co_return state.cancelled() != asio::cancellation_type::none;
+}
+
 }  // namespace
 
 asio::awaitable<ingest_totals> ingest_query_answer(
@@ -135,39 +144,39 @@ asio::awaitable<ingest_totals> ingest_query_answer(
     std::vector<const user_section*> to_parse;
     std::vector<storage::user_query_result> repeated;
     std::set<std::string, std::less<>> answered;
-    // One read lock for all the digests, not one a statement (no write begins meanwhile: nothing
-    // here suspends). Without it, the reads only cost more.
-    std::optional<result<storage::read_transaction>> snapshot;
-    snapshot.emplace(store.begin_read());
-    for (auto& ticket : tickets) {
-        const std::string_view server = server_name_of(ticket.user_id).value_or("");
-        if (answer.failures.contains(server)) continue;
-        // Thousands of tickets, a few dozen servers: a name is copied once.
-        if (!answered.contains(server)) answered.emplace(server);
-        auto section = sections.find(ticket.user_id);
-        if (section == sections.end()) {
-            totals.absent.push_back(std::move(ticket.user_id));
-            continue;
-        }
-        const user_section& part = *section->second;
-        if (part.digest) {
-            // A store that cannot answer only costs the shortcut.
-            auto stored = store.devices().answer_digest_of(ticket.user_id);
-            if (stored && *stored == part.digest) {
-                storage::user_query_result same;
-                same.user_id = std::move(ticket.user_id);
-                same.generation_at_send = ticket.generation;
-                same.unchanged = true;
-                same.digest = part.digest;
-                same.same_digest = true;
-                repeated.push_back(std::move(same));
+    {
+        // One read lock for all the digests, not one a statement (no write begins meanwhile:
+        // nothing here suspends). Without it, the reads only cost more.
+        const auto snapshot = store.begin_read();
+        for (auto& ticket : tickets) {
+            const std::string_view server = server_name_of(ticket.user_id).value_or("");
+            if (answer.failures.contains(server)) continue;
+            // Thousands of tickets, a few dozen servers: a name is copied once.
+            if (!answered.contains(server)) answered.emplace(server);
+            auto section = sections.find(ticket.user_id);
+            if (section == sections.end()) {
+                totals.absent.push_back(std::move(ticket.user_id));
                 continue;
             }
+            const user_section& part = *section->second;
+            if (part.digest) {
+                // A store that cannot answer only costs the shortcut.
+                auto stored = store.devices().answer_digest_of(ticket.user_id);
+                if (stored && *stored == part.digest) {
+                    storage::user_query_result same;
+                    same.user_id = std::move(ticket.user_id);
+                    same.generation_at_send = ticket.generation;
+                    same.unchanged = true;
+                    same.digest = part.digest;
+                    same.same_digest = true;
+                    repeated.push_back(std::move(same));
+                    continue;
+                }
+            }
+            to_parse.push_back(&part);
+            covered.push_back(std::move(ticket));
         }
-        to_parse.push_back(&part);
-        covered.push_back(std::move(ticket));
     }
-    snapshot.reset();
     totals.answered_servers.assign(answered.begin(), answered.end());
     totals.stats.users_repeated = repeated.size();
 
@@ -198,9 +207,6 @@ asio::awaitable<ingest_totals> ingest_query_answer(
         merge(totals.outcome, std::move(*outcome));
         return true;
     };
-    auto cancelled = [](asio::cancellation_state state) {
-        return state.cancelled() != asio::cancellation_type::none;
-    };
 
     // The repeated parts first, many to a commit: each is one statement.
     for (std::size_t done = 0; done < repeated.size();) {
@@ -213,9 +219,7 @@ asio::awaitable<ingest_totals> ingest_query_answer(
         done += n;
         if (!commit(slice)) co_return totals;
         if (done == repeated.size() && covered.empty()) co_return totals;
-        auto executor = co_await asio::this_coro::executor;
-        co_await asio::post(executor, asio::use_awaitable);
-        if (cancelled(co_await asio::this_coro::cancellation_state)) co_return totals;
+        if (co_await let_others_in()) co_return totals;
     }
 
     const bool on_pool = options.pool && options.pool_threads > 0;
@@ -260,10 +264,7 @@ asio::awaitable<ingest_totals> ingest_query_answer(
             }
         }
         if (rest.empty()) break;
-        // Let the sync loop and the socket server in before the next slice.
-        auto executor = co_await asio::this_coro::executor;
-        co_await asio::post(executor, asio::use_awaitable);
-        if (cancelled(co_await asio::this_coro::cancellation_state)) break;
+        if (co_await let_others_in()) break;
     } while (!rest.empty());
     co_return totals;
 }
